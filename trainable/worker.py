@@ -1,0 +1,213 @@
+"""The worker process: a loop that serves one Trainable over a pipe.
+
+::
+
+    driver (pool.Worker)                  worker process (serve)
+    parent end of Pipe  --- request --->  child end of Pipe
+                        <--- reply ----
+    process sentinel                      parent watch thread
+
+The driver owns the parent end and the process handle; the worker owns
+the child end. The worker handles one request at a time and sends exactly
+one reply per request (see ``trainable.protocol``).
+
+When the driver dies, the pipe reports EOF (or the parent watch notices
+that the parent process is gone) and the worker exits, so no worker
+outlives its driver. When the worker dies, the driver sees the process
+sentinel become ready and the pipe report EOF.
+
+The worker ignores SIGINT: Ctrl-C in a terminal reaches the whole process
+group, and it is the driver that decides how the experiment stops.
+"""
+
+import logging
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any, Callable, Dict, Optional
+
+import cloudpickle
+
+from trainable import protocol
+from trainable.errors import TuneError
+
+logger = logging.getLogger(__name__)
+
+_PARENT_POLL_INTERVAL_S = 0.5
+
+
+def serve(conn: Connection, class_blob: bytes, env: Dict[str, str],
+          parent_pid: int) -> None:
+    """Serve requests for one Trainable class until told to shut down."""
+    _prepare_process(env, parent_pid)
+    state = _WorkerState(class_blob)
+    while True:
+        try:
+            request_id, method, args, blob_follows = pickle.loads(
+                conn.recv_bytes())
+            if blob_follows:
+                args = args + (conn.recv_bytes(),)
+        except (EOFError, OSError):
+            # The driver is gone; nothing is left to serve.
+            state.stop_trainable()
+            return
+        try:
+            value = state.handle(method, args)
+        except BaseException as exc:  # noqa: B902 - every error is replied
+            reply = protocol.encode_reply(
+                request_id, protocol.ERROR,
+                protocol.error_from_exception(exc))
+            conn.send_bytes(reply)
+        else:
+            if isinstance(value, bytes):
+                conn.send_bytes(protocol.encode_reply(
+                    request_id, protocol.BLOB, None))
+                conn.send_bytes(value)
+            else:
+                conn.send_bytes(protocol.encode_reply(
+                    request_id, protocol.OK, value))
+        if method == "shutdown":
+            return
+
+
+def _prepare_process(env: Dict[str, str], parent_pid: int) -> None:
+    os.environ.update(env)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent_pid)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    # Linux can deliver SIGKILL when the parent dies; the watch thread
+    # covers other systems and the forkserver start method, where the
+    # parent is the fork server rather than the driver.
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+    thread = threading.Thread(target=_watch_parent, args=(parent_pid,),
+                              name="trainable-parent-watch", daemon=True)
+    thread.start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    direct_parent = os.getppid()
+    while True:
+        time.sleep(_PARENT_POLL_INTERVAL_S)
+        if os.getppid() != direct_parent or not _pid_alive(parent_pid):
+            os._exit(1)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _WorkerState:
+    """The Trainable instance of this worker and the methods it serves."""
+
+    def __init__(self, class_blob: bytes):
+        self.class_blob = class_blob
+        self.cls: Optional[type] = None
+        self.trainable: Any = None
+        self.handlers: Dict[str, Callable[..., Any]] = {
+            "setup": self.setup,
+            "reset": self.reset,
+            "train": self.train,
+            "save": self.save,
+            "save_object": self.save_object,
+            "restore": self.restore,
+            "restore_object": self.restore_object,
+            "stop": self.stop,
+            "shutdown": self.shutdown,
+            "ping": lambda: os.getpid(),
+        }
+
+    def handle(self, method: str, args: tuple) -> Any:
+        handler = self.handlers.get(method)
+        if handler is None:
+            raise TuneError(f"Unknown worker request {method!r}.")
+        return handler(*args)
+
+    def _require_trainable(self) -> Any:
+        if self.trainable is None:
+            raise TuneError("The worker has no Trainable; send setup first.")
+        return self.trainable
+
+    def setup(self, config: Dict[str, Any], trial_info: Dict[str, Any],
+              setup_kwargs: Dict[str, Any]) -> int:
+        if self.cls is None:
+            self.cls = cloudpickle.loads(self.class_blob)
+        self.stop_trainable()
+        _enter_logdir(trial_info.get("logdir"))
+        self.trainable = self.cls(config=config, trial_info=trial_info,
+                                  **setup_kwargs)
+        return os.getpid()
+
+    def reset(self, config: Dict[str, Any],
+              trial_info: Dict[str, Any]) -> bool:
+        trainable = self._require_trainable()
+        _enter_logdir(trial_info.get("logdir"))
+        return trainable.reset(config, trial_info=trial_info)
+
+    def train(self) -> Dict[str, Any]:
+        return self._require_trainable().train()
+
+    def save(self, parent_dir: Optional[str]) -> Dict[str, Any]:
+        from trainable import checkpoint as ckpt
+
+        path = self._require_trainable().save(parent_dir)
+        metadata = ckpt.read_metadata(ckpt.find_checkpoint_dir(path))
+        return {"path": path, "iteration": metadata["iteration"]}
+
+    def save_object(self) -> bytes:
+        return self._require_trainable().save_to_object()
+
+    def restore(self, path: str) -> int:
+        trainable = self._require_trainable()
+        trainable.restore(path)
+        return trainable.iteration
+
+    def restore_object(self, blob: bytes) -> int:
+        trainable = self._require_trainable()
+        trainable.restore_from_object(blob)
+        return trainable.iteration
+
+    def stop(self) -> None:
+        self.stop_trainable(raise_errors=True)
+
+    def shutdown(self) -> None:
+        self.stop_trainable()
+
+    def stop_trainable(self, raise_errors: bool = False) -> None:
+        trainable, self.trainable = self.trainable, None
+        if trainable is None:
+            return
+        try:
+            trainable.stop()
+        except Exception:
+            if raise_errors:
+                raise
+            logger.exception("cleanup() of trial %s raised",
+                             trainable.trial_id)
+
+
+def _enter_logdir(logdir: Optional[str]) -> None:
+    # Ray Tune runs each trial with its trial directory as the working
+    # directory, and user code relies on relative paths landing there.
+    if logdir:
+        os.makedirs(logdir, exist_ok=True)
+        os.chdir(logdir)
