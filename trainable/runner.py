@@ -128,6 +128,9 @@ class TrialRunner:
         self._dirnames: set = set()
         self._search_finished = False
         self._warned: set = set()
+        # Exploits decided during on_trial_result, applied once the trial's
+        # worker has stopped.
+        self._exploits: Dict[str, Tuple[Checkpoint, Dict[str, Any]]] = {}
         # Finished trials no longer change; their state text is reused.
         self._frozen_states: Dict[str, str] = {}
 
@@ -185,28 +188,81 @@ class TrialRunner:
             self._startable.pop(trial.trial_id, None)
             self.experiment.mark_dirty()
 
+    def save_trial_to_memory(self, trial: Trial) -> None:
+        """Take an in-memory checkpoint of a running trial.
+
+        Call it from ``on_trial_result``: the save runs before the trial's
+        next step, and sets ``trial.memory_checkpoint`` when it returns. A
+        trial that has nothing to save (a function that never wrote a
+        checkpoint) keeps its previous checkpoint.
+        """
+        if trial.trial_id in self._workers:
+            self._actions[trial.trial_id].append(_Action(
+                "save_object", on_reply=self._on_memory_checkpoint,
+                on_error=self._on_save_error))
+
+    def _on_memory_checkpoint(self, trial: Trial, blob: bytes) -> None:
+        from trainable.checkpoint import blob_metadata
+
+        iteration = blob_metadata(blob)["iteration"]
+        result = (trial.last_result if iteration == trial.iteration
+                  else {TRAINING_ITERATION: iteration})
+        trial.memory_checkpoint = Checkpoint(Checkpoint.MEMORY, blob,
+                                             dict(result), iteration)
+
+    @staticmethod
+    def checkpoint_blob(checkpoint: Optional[Checkpoint]) -> Optional[bytes]:
+        """Return a checkpoint as a blob, packing a disk checkpoint.
+
+        Returns None if there is no checkpoint or its directory is gone.
+        Packing at decision time keeps the copy safe from retention.
+        """
+        from trainable.checkpoint import find_checkpoint_dir, pack_dir
+        from trainable.errors import CheckpointError
+
+        if checkpoint is None:
+            return None
+        if checkpoint.storage == Checkpoint.MEMORY:
+            return checkpoint.value
+        try:
+            return pack_dir(find_checkpoint_dir(checkpoint.value))
+        except CheckpointError:
+            return None
+
     def exploit_trial(self, trial: Trial, blob: bytes,
                       new_config: Dict[str, Any]) -> None:
-        """Restart ``trial`` from another trial's checkpoint blob with a new
-        config, as population-based training does.
+        """Continue ``trial`` from another trial's checkpoint blob with a
+        new config, as population-based training does.
 
-        The trial is paused with that checkpoint and config; it starts again
-        when the scheduler chooses it.
+        The trial stops after the current result (a checkpoint that
+        ``checkpoint_freq`` asks for is saved first), is marked PAUSED with
+        that blob as its checkpoint, and starts again, with the new config,
+        when the scheduler chooses it. Its iteration counter continues from
+        the blob's iteration; its result files keep every row in arrival
+        order.
         """
         from trainable.checkpoint import blob_metadata
 
-        metadata = blob_metadata(blob)
-        trial.config = new_config
-        trial.memory_checkpoint = Checkpoint(
-            Checkpoint.MEMORY, blob, dict(trial.last_result),
-            metadata["iteration"])
-        trial._exploited = True
+        iteration = blob_metadata(blob)["iteration"]
+        checkpoint = Checkpoint(Checkpoint.MEMORY, blob, {}, iteration)
         if trial.trial_id in self._workers:
-            self._queue(trial, _Action("stop",
-                                       on_reply=self._on_paused_stopped))
-        else:
-            self._set_status(trial, Trial.PAUSED)
-            self._startable[trial.trial_id] = trial
+            self._exploits[trial.trial_id] = (checkpoint, new_config)
+            return
+        self._apply_exploit(trial, checkpoint, new_config)
+        self._set_status(trial, Trial.PAUSED)
+        self._startable[trial.trial_id] = trial
+
+    def _apply_exploit(self, trial: Trial, checkpoint: Checkpoint,
+                       new_config: Dict[str, Any]) -> None:
+        trial.config = new_config
+        checkpoint.result = dict(trial.last_result)
+        trial.memory_checkpoint = checkpoint
+        self.experiment.mark_dirty()
+
+    def _on_exploit_stopped(self, trial: Trial, _: Any) -> None:
+        checkpoint, new_config = self._exploits.pop(trial.trial_id)
+        self._apply_exploit(trial, checkpoint, new_config)
+        self._on_paused_stopped(trial, None)
 
     def request_stop(self, reason: str) -> None:
         """Stop the experiment after the steps in flight end."""
@@ -517,7 +573,12 @@ class TrialRunner:
             return
         trial.last_result = result
         decision = self.scheduler.on_trial_result(self, trial, result)
-        if decision == TrialScheduler.STOP:
+        if trial.trial_id in self._exploits:
+            if wants_checkpoint:
+                self._queue_save(trial)
+            self._actions[trial.trial_id].append(
+                _Action("stop", on_reply=self._on_exploit_stopped))
+        elif decision == TrialScheduler.STOP:
             self.scheduler.on_trial_remove(self, trial)
         elif result.get(DONE) or self._stop_reason is not None or (
                 self.stopper(trial.trial_id, result)):
@@ -574,9 +635,9 @@ class TrialRunner:
         checkpoint = Checkpoint(Checkpoint.PERSISTENT, reply["path"],
                                 dict(result), reply["iteration"])
         to_delete = trial.checkpoint_manager.add(checkpoint)
-        if trial.memory_checkpoint is not None and (
-                trial.memory_checkpoint.iteration <= checkpoint.iteration):
-            trial.memory_checkpoint = None
+        # The disk checkpoint is now the newest; schedulers that need the
+        # older in-memory one keep their own reference to it.
+        trial.memory_checkpoint = None
         self.experiment.save(self.snapshot)
         trial.checkpoint_manager.delete(to_delete)
         if self.callbacks:

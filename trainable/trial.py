@@ -8,6 +8,7 @@ attributes Ray Tune users read (``trial_id``, ``config``, ``status``,
 """
 
 import base64
+import itertools
 import logging
 import os
 import re
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 # component, eCryptfs only 143; staying below leaves room for suffixes.
 MAX_DIRNAME_LENGTH = 128
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_.,=+-]+")
+
+
+_checkpoint_order = itertools.count()
 
 
 class Checkpoint:
@@ -48,6 +52,9 @@ class Checkpoint:
         self.value = value
         self.result = result or {}
         self.iteration = iteration
+        # Creation order: the newest checkpoint is the one taken last, which
+        # after an exploit may hold a lower iteration than older ones.
+        self.order = next(_checkpoint_order)
 
     @property
     def dir_or_data(self) -> Any:
@@ -100,11 +107,16 @@ class CheckpointManager:
         Returns the checkpoints no longer kept. The caller deletes them with
         :meth:`delete` once the experiment state no longer points at them.
         """
+        # Checkpoints at or past the new one's iteration belong to a history
+        # the trial left (it restarted or was exploited from an earlier
+        # state), so they are dropped.
+        stale = [c for c in self.checkpoints
+                 if c.iteration >= checkpoint.iteration
+                 and c.value != checkpoint.value]
         self.checkpoints = [c for c in self.checkpoints
-                            if c.value != checkpoint.value
-                            and c.iteration < checkpoint.iteration]
+                            if c.iteration < checkpoint.iteration]
         self.checkpoints.append(checkpoint)
-        return self._apply_retention()
+        return stale + self._apply_retention()
 
     @staticmethod
     def delete(checkpoints: List[Checkpoint]) -> None:
@@ -237,8 +249,7 @@ class Trial:
         """The newest checkpoint, on disk or (if newer) in memory."""
         disk = self.checkpoint_manager.newest
         memory = self.memory_checkpoint
-        if memory is not None and (disk is None
-                                   or memory.iteration > disk.iteration):
+        if memory is not None and (disk is None or memory.order > disk.order):
             return memory
         return disk
 
