@@ -305,6 +305,7 @@ class TrialRunner:
         self.process_events(_EVENT_TIMEOUT_S)
         self.check_experiment_stop()
         self._check_timeouts()
+        self._check_stalled()
         if self.reporter is not None and self.reporter.should_report(
                 self.trials, done=False):
             self.reporter.report(self.trials, False)
@@ -516,8 +517,8 @@ class TrialRunner:
             return
         if action.on_reply is not None:
             action.on_reply(trial, payload)
-        if self._workers.get(trial.trial_id) is worker:
-            self._dispatch(trial)
+        # The handler may have replaced the worker; dispatch to the current.
+        self._dispatch(trial)
 
     def _queue(self, trial: Trial, action: _Action) -> None:
         self._actions[trial.trial_id].append(action)
@@ -577,7 +578,7 @@ class TrialRunner:
             if wants_checkpoint:
                 self._queue_save(trial)
             self._actions[trial.trial_id].append(
-                _Action("stop", on_reply=self._on_exploit_stopped))
+                _Action("stop", self._stop_args(), on_reply=self._on_exploit_stopped))
         elif decision == TrialScheduler.STOP:
             self.scheduler.on_trial_remove(self, trial)
         elif result.get(DONE) or self._stop_reason is not None or (
@@ -668,7 +669,7 @@ class TrialRunner:
             trial.memory_checkpoint = None
             self._queue_save(trial)
         self._actions[trial.trial_id].append(
-            _Action("stop", on_reply=self._on_paused_stopped))
+            _Action("stop", self._stop_args(), on_reply=self._on_paused_stopped))
 
     def _on_pause_save_error(self, trial: Trial,
                              error: protocol.RemoteError) -> bool:
@@ -688,9 +689,12 @@ class TrialRunner:
         self._startable[trial.trial_id] = trial
         self.experiment.mark_dirty()
 
+    def _stop_args(self) -> Tuple[bool]:
+        return (self.settings.reuse_actors,)
+
     def _queue_stop(self, trial: Trial) -> None:
         self._actions[trial.trial_id].append(
-            _Action("stop", on_reply=self._on_stopped))
+            _Action("stop", self._stop_args(), on_reply=self._on_stopped))
 
     def _on_stopped(self, trial: Trial, _: Any) -> None:
         self._release_worker(trial, reusable=True)
@@ -768,6 +772,16 @@ class TrialRunner:
         trial.error_file = path
         trial.error_msg = error_text
 
+    def _check_stalled(self) -> None:
+        """Fail loudly instead of hanging if a running trial has neither a
+        request in flight nor one queued; that would be a bug here."""
+        for trial_id, worker in self._workers.items():
+            if worker.pending is None and not self._actions.get(trial_id):
+                raise TuneError(
+                    f"Internal error: trial {worker.trial} has a worker but "
+                    f"no request in flight or queued. Please report this "
+                    f"with the code that triggers it.")
+
     def _check_timeouts(self) -> None:
         limit = self.settings.call_timeout_s
         if not limit or not self._sent_at:
@@ -822,7 +836,7 @@ class TrialRunner:
                 queue.append(_Action("save", (trial.logdir,),
                                      on_reply=self._on_saved,
                                      on_error=lambda t, e: True))
-                queue.append(_Action("stop",
+                queue.append(_Action("stop", self._stop_args(),
                                      on_reply=self._on_paused_stopped,
                                      on_error=self._pause_on_error))
                 self._dispatch(trial)

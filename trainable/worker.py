@@ -186,8 +186,11 @@ class _WorkerState:
         trainable.restore_from_object(blob)
         return trainable.iteration
 
-    def stop(self) -> None:
-        self.stop_trainable(raise_errors=True)
+    def stop(self, keep_for_reuse: bool = False) -> None:
+        # A worker kept for reuse keeps its Trainable: the next trial gets
+        # it through reset(), and cleanup() runs when the worker shuts down.
+        if not keep_for_reuse:
+            self.stop_trainable(raise_errors=True)
 
     def shutdown(self) -> None:
         self.stop_trainable()
