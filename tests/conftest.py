@@ -79,3 +79,14 @@ def no_orphan_workers():
 def start_method(request):
     """Each start method this platform supports."""
     return request.param
+
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def script_env():
+    """Environment for a Python subprocess that imports this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (PROJECT_ROOT, env.get("PYTHONPATH")) if p)
+    return env

@@ -433,7 +433,7 @@ def _check_config_picklable(config: Dict[str, Any]) -> None:
     if found is not None:
         path, value, error = found
         raise SerializationError(
-            f"config[{path}] holds {type(value).__name__} {value!r:.60}, "
+            f"config{path} holds {type(value).__name__} {value!r:.60}, "
             f"which cannot be pickled ({error}). Configs are sent to worker "
             f"processes, so they must be picklable: create the object "
             f"inside setup() or the function from plain settings, or pass "
@@ -458,11 +458,16 @@ def _build_search_alg(search_alg: Any, metric: Optional[str],
         raise InvalidConfig(
             f"search_alg must be a Searcher or a SearchAlgorithm from "
             f"trainable.search, got {type(search_alg).__name__}.")
-    if not search_alg.set_search_properties(metric, mode, config):
+    from trainable.variants import has_unresolved_values
+
+    # False means the algorithm has its own search space and ignores
+    # config's; that is only a problem if config holds a search space too.
+    if not search_alg.set_search_properties(metric, mode, config) and (
+            has_unresolved_values(config)):
         raise InvalidConfig(
-            f"The search algorithm {type(search_alg).__name__} already has "
-            f"a metric or mode that differs from run(metric={metric!r}, "
-            f"mode={mode!r}). Set them in one place only.")
+            f"config contains search-space values, but the search "
+            f"algorithm {type(search_alg).__name__} already has its own "
+            f"search space. Define the parameters in one place only.")
     search_alg.add_configurations(config, num_samples)
     return search_alg
 
