@@ -205,6 +205,9 @@ def run(
             f"differ from run(metric={metric!r}, mode={mode!r}). Set them "
             f"in one place only.")
     reporter = _build_reporter(progress_reporter, verbose, metric, mode)
+    total = getattr(search_alg, "total_samples", -1)
+    if reporter is not None and total and total > 0:
+        reporter.set_total_samples(total)
     experiment = ExperimentDir(os.path.join(local_dir, name), name)
     pool = WorkerPool(class_blob, num_cpus=num_cpus, num_gpus=num_gpus,
                       start_method=start_method, reuse=reuse_actors)
@@ -244,7 +247,15 @@ def run(
             experiment.path, name, local_dir)
     analysis = ExperimentAnalysis(experiment.path, trials=runner.trials,
                                   default_metric=metric, default_mode=mode)
-    failed = [t for t in runner.trials if t.status == Trial.ERROR]
+    failed = [t for t in runner.trials if t.status == Trial.ERROR
+              and t.trial_id in runner.failed_trial_ids]
+    earlier = [t for t in runner.trials if t.status == Trial.ERROR
+               and t.trial_id not in runner.failed_trial_ids]
+    if earlier:
+        logger.warning(
+            "%d trial(s) failed in an earlier run and were not retried: %s. "
+            "Pass resume='ERRORED_ONLY' to run them again.", len(earlier),
+            ", ".join(str(t) for t in earlier))
     if failed and raise_on_failed_trial and not runner._interrupted:
         details = "\n".join(f"  {t}: {t.error_file}" for t in failed)
         raise TuneError(

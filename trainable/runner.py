@@ -121,6 +121,12 @@ class TrialRunner:
         self._next_index = 0
         self._iteration = 0
         self._stop_reason: Optional[str] = None
+        # Set when the experiment stops but stays resumable (fail_fast,
+        # Ctrl-C): running trials are paused instead of terminated.
+        self._pausing = False
+        # Trials that ended with an error during this run (not in an
+        # earlier run that this one resumed).
+        self.failed_trial_ids: set = set()
         self._interrupted = False
         self._fail_fast_error: Optional[BaseException] = None
         self._time_used_before = 0.0
@@ -283,7 +289,7 @@ class TrialRunner:
         except KeyboardInterrupt:
             graceful = False
             self._interrupted = True
-            self._pause_running_trials(save=False)
+            self._abandon_running_trials()
             raise
         except BaseException:
             graceful = False
@@ -573,17 +579,10 @@ class TrialRunner:
             self._queue_stop(trial)
             return
         trial.last_result = result
-        decision = self.scheduler.on_trial_result(self, trial, result)
-        if trial.trial_id in self._exploits:
-            if wants_checkpoint:
-                self._queue_save(trial)
-            self._actions[trial.trial_id].append(
-                _Action("stop", self._stop_args(), on_reply=self._on_exploit_stopped))
-        elif decision == TrialScheduler.STOP:
-            self.scheduler.on_trial_remove(self, trial)
-        elif result.get(DONE) or self._stop_reason is not None or (
-                self.stopper(trial.trial_id, result)):
-            decision = TrialScheduler.STOP
+        if self._pausing:
+            decision = TrialScheduler.PAUSE
+        else:
+            decision = self._decide(trial, result)
         self._queue_after_result(trial, result, decision)
         # The next request is on its way; now do the bookkeeping.
         self._dispatch(trial)
@@ -594,12 +593,38 @@ class TrialRunner:
                                 trials=self.trials, trial=trial,
                                 result=result)
 
+    def _decide(self, trial: Trial, result: Dict[str, Any]) -> str:
+        decision = self.scheduler.on_trial_result(self, trial, result)
+        if decision == TrialScheduler.STOP:
+            self.scheduler.on_trial_remove(self, trial)
+            return decision
+        try:
+            stop = self.stopper(trial.trial_id, result)
+        except Exception as exc:
+            # A stop criterion that cannot be evaluated on this result is
+            # the trial's error, not the experiment's.
+            self._on_trial_error(trial, f"{type(exc).__name__}: {exc}")
+            return TrialScheduler.NOOP
+        if result.get(DONE) or self._stop_reason is not None or stop:
+            return TrialScheduler.STOP
+        return decision
+
     def _queue_after_result(self, trial: Trial, result: Dict[str, Any],
                             decision: str) -> None:
+        if trial.trial_id not in self._workers:
+            return  # the trial failed while its result was handled
         freq = self.settings.checkpoint_freq
         wants_checkpoint = bool(result.get(SHOULD_CHECKPOINT)) or (
             freq > 0 and result.get(TRAINING_ITERATION, 0) % freq == 0)
-        if decision == TrialScheduler.STOP:
+        if trial.trial_id in self._exploits:
+            if wants_checkpoint:
+                self._queue_save(trial)
+            self._actions[trial.trial_id].append(_Action(
+                "stop", self._stop_args(),
+                on_reply=self._on_exploit_stopped))
+        elif self._pausing:
+            self._queue_pause_for_stop(trial)
+        elif decision == TrialScheduler.STOP:
             if wants_checkpoint or self.settings.checkpoint_at_end:
                 self._queue_save(trial, final=True)
             self._queue_stop(trial)
@@ -743,6 +768,7 @@ class TrialRunner:
             self.experiment.mark_dirty()
             return
         logger.error("Trial %s failed; see %s", trial, trial.error_file)
+        self.failed_trial_ids.add(trial.trial_id)
         self._set_status(trial, Trial.ERROR)
         self._startable.pop(trial.trial_id, None)
         writer = self._writers.pop(trial.trial_id, None)
@@ -756,7 +782,8 @@ class TrialRunner:
             self.callbacks.call("on_trial_error", iteration=self._iteration,
                                 trials=self.trials, trial=trial)
         if self.settings.fail_fast:
-            self.request_stop(f"trial {trial} failed and fail_fast is set")
+            self.pause_experiment(f"trial {trial} failed and fail_fast is "
+                                  f"set")
             if self.settings.fail_fast == "raise":
                 self._fail_fast_error = TuneError(
                     f"Trial {trial} failed and fail_fast='raise' is set. "
@@ -822,25 +849,40 @@ class TrialRunner:
         logger.warning(
             "Stopping: running trials are checkpointed and paused after "
             "their current step. Interrupt again to stop at once.")
-        self.request_stop("interrupted")
-        self._pause_running_trials(save=True)
+        self.pause_experiment("interrupted")
 
-    def _pause_running_trials(self, save: bool) -> None:
+    def pause_experiment(self, reason: str) -> None:
+        """Stop the experiment but leave it resumable: each running trial
+        finishes its current request, saves a checkpoint if it can, and is
+        marked PAUSED, so that ``resume=True`` continues it."""
+        self.request_stop(reason)
+        self._pausing = True
         for trial in list(self.trials):
-            if trial.trial_id not in self._workers:
+            worker = self._workers.get(trial.trial_id)
+            if worker is None:
                 continue
             queue = self._actions.setdefault(trial.trial_id,
                                              collections.deque())
             queue.clear()
-            if save:
-                queue.append(_Action("save", (trial.logdir,),
-                                     on_reply=self._on_saved,
-                                     on_error=lambda t, e: True))
-                queue.append(_Action("stop", self._stop_args(),
-                                     on_reply=self._on_paused_stopped,
-                                     on_error=self._pause_on_error))
-                self._dispatch(trial)
-            else:
+            # A train in flight queues the pause when its result arrives,
+            # so that result is still recorded.
+            if worker.pending is None or worker.pending.method != "train":
+                self._queue_pause_for_stop(trial)
+
+    def _queue_pause_for_stop(self, trial: Trial) -> None:
+        queue = self._actions[trial.trial_id]
+        queue.append(_Action("save", (trial.logdir,),
+                             on_reply=self._on_saved,
+                             on_error=lambda t, e: True))
+        queue.append(_Action("stop", (False,),
+                             on_reply=self._on_paused_stopped,
+                             on_error=self._pause_on_error))
+        self._dispatch(trial)
+
+    def _abandon_running_trials(self) -> None:
+        """Kill every worker at once, marking its trial PAUSED."""
+        for trial in list(self.trials):
+            if trial.trial_id in self._workers:
                 self._release_worker(trial, reusable=False)
                 self._set_status(trial, Trial.PAUSED)
 
