@@ -44,9 +44,12 @@ class DigitsClassifier(tune.Trainable):
         (self.x_train, self.y_train), (self.x_val, self.y_val), _ = data
         self.classes = np.unique(self.y_train)
         self.rng = np.random.default_rng(config.get("seed", 0))
+        # The model's own random generator is pickled with it, so a
+        # restored trial continues exactly as the original would have.
         self.model = SGDClassifier(
             loss="log_loss", learning_rate="constant",
-            eta0=config["lr"], alpha=config["alpha"])
+            eta0=config["lr"], alpha=config["alpha"],
+            random_state=np.random.RandomState(config.get("seed", 0)))
 
     def step(self):
         order = self.rng.permutation(len(self.y_train))

@@ -190,9 +190,8 @@ class TrialRunner:
         if trial.trial_id in self._workers:
             self._queue_stop(trial)
         elif not trial.is_finished():
-            self._set_status(trial, Trial.TERMINATED)
             self._startable.pop(trial.trial_id, None)
-            self.experiment.mark_dirty()
+            self._complete(trial)
 
     def save_trial_to_memory(self, trial: Trial) -> None:
         """Take an in-memory checkpoint of a running trial.
@@ -594,10 +593,6 @@ class TrialRunner:
                                 result=result)
 
     def _decide(self, trial: Trial, result: Dict[str, Any]) -> str:
-        decision = self.scheduler.on_trial_result(self, trial, result)
-        if decision == TrialScheduler.STOP:
-            self.scheduler.on_trial_remove(self, trial)
-            return decision
         try:
             stop = self.stopper(trial.trial_id, result)
         except Exception as exc:
@@ -606,7 +601,13 @@ class TrialRunner:
             self._on_trial_error(trial, f"{type(exc).__name__}: {exc}")
             return TrialScheduler.NOOP
         if result.get(DONE) or self._stop_reason is not None or stop:
+            # As in Ray Tune, a final result reaches the scheduler through
+            # on_trial_complete only, so it cannot pause or exploit a trial
+            # that is about to end.
             return TrialScheduler.STOP
+        decision = self.scheduler.on_trial_result(self, trial, result)
+        if decision == TrialScheduler.STOP:
+            self.scheduler.on_trial_remove(self, trial)
         return decision
 
     def _queue_after_result(self, trial: Trial, result: Dict[str, Any],
@@ -616,6 +617,9 @@ class TrialRunner:
         freq = self.settings.checkpoint_freq
         wants_checkpoint = bool(result.get(SHOULD_CHECKPOINT)) or (
             freq > 0 and result.get(TRAINING_ITERATION, 0) % freq == 0)
+        if decision == TrialScheduler.STOP:
+            # A trial that ends keeps its own state.
+            self._exploits.pop(trial.trial_id, None)
         if trial.trial_id in self._exploits:
             if wants_checkpoint:
                 self._queue_save(trial)

@@ -77,6 +77,9 @@ def serve(conn: Connection, class_blob: bytes, env: Dict[str, str],
 def _prepare_process(env: Dict[str, str], parent_pid: int) -> None:
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A forked worker inherits the driver's SIGTERM handler; the driver's
+    # terminate() must end the worker instead.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent_pid)
 
 

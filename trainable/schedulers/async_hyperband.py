@@ -99,9 +99,9 @@ def metric_sign(scheduler: TrialScheduler) -> float:
                                       ("mode", scheduler.mode))
                if value is None]
     if missing:
-        given = " and ".join(missing)
+        missing_text = " and ".join(missing)
         raise InvalidConfig(
-            f"{name} has no {given}. Pass metric='<result key>' and "
+            f"{name} has no {missing_text}. Pass metric='<result key>' and "
             f"mode='min' or 'max' to {name}(...) or to tune.run(...).")
     return 1.0 if scheduler.mode == "max" else -1.0
 
@@ -116,7 +116,7 @@ def result_value(result: Dict[str, Any], key: str) -> Any:
 
 
 def is_missing(value: Any) -> bool:
-    """Whether :func:`result_value` found nothing."""
+    """Return whether :func:`result_value` found nothing."""
     return value is _MISSING
 
 
@@ -359,7 +359,7 @@ class _Bracket:
 
     def cutoff(self, recorded: Dict[str, float]) -> Optional[float]:
         """Return the score a trial must reach to pass a rung, or None if
-        nobody is recorded there yet."""
+        no trial is recorded there yet."""
         if not recorded:
             return None
         return percentile(list(recorded.values()),

@@ -26,6 +26,7 @@ from trainable.schedulers.trial_scheduler import (
     FIFOScheduler,
     TrialScheduler,
 )
+from trainable.trial import Trial
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +35,15 @@ class MedianStoppingRule(FIFOScheduler):
     """Stop a trial whose best score is below the median of the others'
     running means.
 
-    Once a trial's ``time_attr`` reaches ``grace_period`` and at least
-    ``min_samples_required`` other trials have results that far, the
-    trial's best score so far is compared with the median, over those
-    trials, of their mean score between ``grace_period`` and the trial's
-    current ``time_attr``. Below the median, the trial is stopped
-    (``hard_stop=True``) or paused (``hard_stop=False``); a paused trial
-    that runs again is never stopped by this rule.
+    The rule applies once a trial's ``time_attr`` reaches ``grace_period``
+    and at least ``min_samples_required`` other trials have results that
+    far. For each of those trials it takes the mean score between
+    ``grace_period`` and the trial's current ``time_attr``, and compares
+    the trial's best score so far with the median of those means. Below
+    the median, the trial is stopped
+    (``hard_stop=True``) or paused (``hard_stop=False``). A trial paused
+    this way is not started again; it is stopped, with its checkpoint, once
+    no other trial runs or waits.
 
     With too few other trials to compare, a trial yields its slot (PAUSE)
     to pending or paused trials, at most once every ``min_time_slice``
@@ -104,7 +107,8 @@ class MedianStoppingRule(FIFOScheduler):
         """Return STOP (or PAUSE) below the median, PAUSE to yield the slot
         when too few trials compare, else CONTINUE."""
         if trial.trial_id in self._stopped_trials:
-            # Paused by this rule earlier and started again: let it run.
+            # Judged below the median, but still running because the
+            # runner could not pause it: let it run, as Ray Tune does.
             return TrialScheduler.CONTINUE
         progress, score = self._record(trial, result)
         if progress is None or progress < self._grace_period:
@@ -131,6 +135,32 @@ class MedianStoppingRule(FIFOScheduler):
         self._stopped_trials.add(trial.trial_id)
         return (TrialScheduler.STOP if self._hard_stop
                 else TrialScheduler.PAUSE)
+
+    def choose_trial_to_run(self, runner: Any) -> Optional[Any]:
+        """Start waiting trials first come, first served, except those this
+        rule paused below the median (``hard_stop=False``).
+
+        Those stay paused while other trials run or wait, and are stopped
+        (TERMINATED, checkpoint kept) once none do and the search
+        algorithm has no more trials.
+        """
+        paused_below_median = []
+        waiting = False
+        for trial in runner.startable_trials():
+            if trial.trial_id in self._stopped_trials:
+                paused_below_median.append(trial)
+                continue
+            waiting = True
+            if runner.has_resources_for_trial(trial):
+                return trial
+        running = any(t.status == Trial.RUNNING for t in runner.get_trials())
+        if paused_below_median and not waiting and not running and (
+                runner.search_alg.is_finished()):
+            for trial in paused_below_median:
+                logger.debug("MedianStoppingRule: stopping paused trial %s "
+                             "because no other trial is left.", trial)
+                runner.stop_trial(trial)
+        return None
 
     def on_trial_complete(self, runner: Any, trial: Any,
                           result: Dict[str, Any]) -> None:

@@ -3,10 +3,10 @@ of Neural Networks", 2017), with Ray Tune 1.x's arguments and files.
 
 Every ``perturbation_interval`` units of ``time_attr``, a trial's score is
 ranked against the population. A trial in the top ``quantile_fraction``
-saves an in-memory checkpoint; a trial in the bottom one continues from
-the checkpoint of a random top trial (*exploit*) with that trial's config
+saves an in-memory checkpoint. A trial in the bottom one continues from
+the checkpoint of a random top trial (*exploit*), with that trial's config
 perturbed (*explore*). Scores are the metric signed so that higher is
-better; a NaN metric counts as the worst score.
+better, and a NaN metric counts as the worst score.
 """
 
 import copy
@@ -44,7 +44,7 @@ _TRAINING_ITERATION = "training_iteration"
 
 
 class _TrialState:
-    """What PBT tracks of one trial."""
+    """PBT's record of one trial: score, times and kept checkpoint."""
 
     def __init__(self, trial: Trial):
         self.trial = trial
@@ -52,12 +52,11 @@ class _TrialState:
         self.last_score: Optional[float] = None
         self.last_train_time = 0.0
         self.last_perturbation_time = 0.0
-        # The checkpoint this trial gives when it is cloned, packed into a
-        # blob so that checkpoint retention cannot delete it.
+        # The checkpoint other trials clone, packed into a blob so that
+        # checkpoint retention cannot delete it.
         self.last_checkpoint: Optional[Checkpoint] = None
-        # Set while a save requested from the runner has not been picked
-        # up: a checkpoint of this trial whose ``order`` is higher answers
-        # the request.
+        # While a requested save is pending: the ``order`` of the trial's
+        # newest checkpoint at request time. A newer one is the saved one.
         self.checkpoint_request: Optional[int] = None
 
 
@@ -76,13 +75,16 @@ class PopulationBasedTraining(FIFOScheduler):
       from the kept checkpoint of a random top trial, with that trial's
       config changed by :func:`explore`. The decision is ``NOOP``.
 
-    A top trial that has no checkpoint yet (a function trainable that never
-    wrote one with ``checkpoint_dir``, or a save still in flight) is not
+    A top trial without a kept checkpoint (its last perturbation did not
+    rank it on top, or its save is still in flight) is cloned from its
+    newest checkpoint if that holds the state of its last result, for
+    example because it is paused. Otherwise, as for a function trainable
+    that never wrote a checkpoint with ``checkpoint_dir``, it is not
     cloned: the bottom trial keeps its own state and config, and a warning
     is logged. A trial that reaches a perturbation while other trials wait
-    for a CPU slot is paused (``PAUSE``) to yield its slot; the runner keeps
-    it running instead if pausing would lose progress because it has no
-    checkpoint at its current iteration.
+    for a CPU slot is paused (``PAUSE``) to yield its slot. The runner keeps
+    it running instead if it has no checkpoint at its current iteration,
+    because resuming it would lose progress.
 
     Iterations after an exploit: the trial continues from the donor
     checkpoint's ``training_iteration`` (and ``time_total_s``), which may
@@ -97,8 +99,11 @@ class PopulationBasedTraining(FIFOScheduler):
     original ``experiment_tag`` values, which start with the trial index.
 
     With ``synch=True``, a trial that reaches the next perturbation point
-    pauses until every unfinished trial has reached it; then all of them
-    are ranked and perturbed at once.
+    pauses until every unfinished trial has reached it and the search
+    algorithm has created all its trials; then all of them are ranked and
+    perturbed at once, and started again. Every trial must be able to
+    checkpoint: one that cannot pause keeps running, and the others wait
+    for it to end.
 
     Args:
         time_attr: the result key that measures training progress; it must
@@ -194,6 +199,8 @@ class PopulationBasedTraining(FIFOScheduler):
         self._require_attrs = require_attrs
         self._synch = synch
         self._states: Dict[str, _TrialState] = {}
+        # Trials whose requested checkpoint has not been picked up yet.
+        self._pending_saves: set = set()
         self._next_perturbation_sync = float(perturbation_interval)
         self._num_checkpoints = 0
         self._num_perturbations = 0
@@ -221,7 +228,6 @@ class PopulationBasedTraining(FIFOScheduler):
         """
         sign = metric_sign(self)
         state = self._state_of(trial)
-        self._pick_up_checkpoints(runner)
         progress = as_time(result_value(result, self._time_attr))
         if progress is None:
             self._on_missing(self._time_attr, "time_attr", trial, result)
@@ -232,13 +238,16 @@ class PopulationBasedTraining(FIFOScheduler):
             return TrialScheduler.CONTINUE
         state.last_score = score
         state.last_train_time = progress
+        self._pick_up_checkpoints(runner)
         if result.get("done"):
             return TrialScheduler.CONTINUE
         since = progress - state.last_perturbation_time
         if since < self._perturbation_interval:
             return TrialScheduler.CONTINUE
         if self._synch:
-            return self._on_result_synch(runner, trial, progress)
+            # Wait, paused, for the population; choose_trial_to_run
+            # perturbs it once every trial waits.
+            return TrialScheduler.PAUSE
         state.last_perturbation_time = progress
         lower, upper = self._quantiles()
         if self._perturb(runner, trial, upper, lower):
@@ -261,13 +270,13 @@ class PopulationBasedTraining(FIFOScheduler):
         trials progress evenly.
 
         With ``synch``, only trials before the next perturbation point are
-        started; once every unfinished trial waits there, the population is
-        perturbed first.
+        started. Once every trial waits there, paused, and the search
+        algorithm has no more trials, the population is perturbed first.
         """
         self._pick_up_checkpoints(runner)
         candidates = self._candidates(runner)
-        if self._synch and not candidates and self._barrier_reached():
-            self._perturb_population(runner, None)
+        if self._synch and not candidates and self._barrier_reached(runner):
+            self._perturb_population(runner)
             candidates = self._candidates(runner)
         if not candidates:
             return None
@@ -311,25 +320,28 @@ class PopulationBasedTraining(FIFOScheduler):
     def _take_checkpoint(self, runner: Any, trial: Trial) -> None:
         state = self._states[trial.trial_id]
         current = trial.checkpoint
-        if trial.status == Trial.PAUSED:
-            # Paused at its current result, so its newest checkpoint is
-            # the state to keep.
-            state.checkpoint_request = -1
-        else:
+        if trial.status == Trial.RUNNING:
             runner.save_trial_to_memory(trial)
             state.checkpoint_request = (current.order if current is not None
                                         else -1)
+        else:
+            # A trial that is not running was paused at its last result,
+            # so its newest checkpoint is the state to keep.
+            state.checkpoint_request = -1
+        self._pending_saves.add(trial.trial_id)
         self._num_checkpoints += 1
         self._pick_up_checkpoint(runner, state)
 
     def _pick_up_checkpoints(self, runner: Any) -> None:
-        for state in self._states.values():
-            if state.checkpoint_request is not None:
-                self._pick_up_checkpoint(runner, state)
+        for trial_id in list(self._pending_saves):
+            self._pick_up_checkpoint(runner, self._states[trial_id])
 
     def _pick_up_checkpoint(self, runner: Any, state: _TrialState) -> None:
         """Keep the trial's checkpoint once the requested save has
         arrived, packed into a blob right away."""
+        if state.checkpoint_request is None:
+            self._pending_saves.discard(state.trial.trial_id)
+            return
         checkpoint = state.trial.checkpoint
         if checkpoint is None or checkpoint.order <= state.checkpoint_request:
             return
@@ -342,6 +354,7 @@ class PopulationBasedTraining(FIFOScheduler):
                                     checkpoint.iteration)
         state.last_checkpoint = checkpoint
         state.checkpoint_request = None
+        self._pending_saves.discard(state.trial.trial_id)
 
     def _exploit(self, runner: Any, trial: Trial, donor: Trial) -> bool:
         """Clone ``donor``'s kept checkpoint into ``trial`` with an explored
@@ -349,13 +362,15 @@ class PopulationBasedTraining(FIFOScheduler):
         usable checkpoint."""
         state = self._states[trial.trial_id]
         donor_state = self._states[donor.trial_id]
-        self._pick_up_checkpoint(runner, donor_state) if (
-            donor_state.checkpoint_request is not None) else None
+        self._pick_up_checkpoint(runner, donor_state)
+        if donor_state.last_checkpoint is None:
+            self._keep_current_checkpoint(runner, donor_state)
         checkpoint = donor_state.last_checkpoint
         blob = runner.checkpoint_blob(checkpoint)
         if blob is None or checkpoint.iteration <= 0:
             self._log_no_checkpoint(trial, donor)
             return False
+
         new_config = explore(donor.config, self._hyperparam_mutations,
                              self._resample_probability,
                              self._custom_explore_fn)
@@ -370,9 +385,11 @@ class PopulationBasedTraining(FIFOScheduler):
         if self._log_config:
             self._write_policy(trial, donor, state, donor_state,
                                checkpoint.iteration, new_config)
+
         runner.exploit_trial(trial, blob, new_config)
         trial.experiment_tag = _perturbed_tag(
             state.orig_tag, new_config, self._hyperparam_mutations)
+        # The trial continues from the checkpoint's time_attr.
         restored_time = as_time(result_value(checkpoint.result,
                                              self._time_attr))
         if restored_time is None:
@@ -382,6 +399,16 @@ class PopulationBasedTraining(FIFOScheduler):
         self._num_perturbations += 1
         return True
 
+    def _keep_current_checkpoint(self, runner: Any,
+                                 state: _TrialState) -> None:
+        """Keep the trial's newest checkpoint if it holds the state of its
+        last result, the one its score was ranked by."""
+        checkpoint = state.trial.checkpoint
+        if checkpoint is None or checkpoint.iteration != state.trial.iteration:
+            return
+        state.checkpoint_request = -1
+        self._pick_up_checkpoint(runner, state)
+
     def _log_no_checkpoint(self, trial: Trial, donor: Trial) -> None:
         if donor.trial_id in self._warned_no_checkpoint:
             log = logger.debug
@@ -389,9 +416,10 @@ class PopulationBasedTraining(FIFOScheduler):
             self._warned_no_checkpoint.add(donor.trial_id)
             log = logger.warning
         log("PBT: trial %s is not cloned from trial %s, which has no "
-            "checkpoint from its last perturbation; it keeps its own state "
-            "and config. A function trainable must write checkpoints with "
-            "tune.checkpoint_dir for PBT to clone it.", trial, donor)
+            "checkpoint of its last perturbation or last result, so it "
+            "keeps its own state and config. A function trainable must "
+            "write checkpoints with tune.checkpoint_dir for PBT to clone "
+            "it.", trial, donor)
 
     def _write_policy(self, trial: Trial, donor: Trial, state: _TrialState,
                       donor_state: _TrialState, restored_iteration: int,
@@ -420,61 +448,31 @@ class PopulationBasedTraining(FIFOScheduler):
 
     # ---------------------------------------------------------- synch mode
 
-    def _on_result_synch(self, runner: Any, trial: Trial,
-                         progress: float) -> str:
-        others_behind = any(
-            s.last_train_time < self._next_perturbation_sync
-            for s in self._states.values()
-            if s.trial is not trial and not s.trial.is_finished())
-        if others_behind:
-            logger.debug("PBT: trial %s waits for the population.", trial)
-            return TrialScheduler.PAUSE
-        if self._perturb_population(runner, trial):
-            return TrialScheduler.NOOP
-        return TrialScheduler.CONTINUE
-
-    def _barrier_reached(self) -> bool:
+    def _barrier_reached(self, runner: Any) -> bool:
         live = [s for s in self._states.values()
                 if not s.trial.is_finished()]
-        return bool(live) and all(
-            s.trial.status == Trial.PAUSED
+        return bool(live) and runner.search_alg.is_finished() and all(
+            s.trial.status != Trial.RUNNING
             and s.last_train_time >= self._next_perturbation_sync
             for s in live)
 
-    def _perturb_population(self, runner: Any,
-                            current: Optional[Trial]) -> bool:
-        """Rank and perturb every unfinished trial. ``current`` is the trial
-        whose result is being handled, if any; returns whether it is being
-        cloned."""
+    def _perturb_population(self, runner: Any) -> None:
+        """Rank and perturb every unfinished trial; none is running."""
         lower, upper = self._quantiles()
         middle = [s.trial for s in self._states.values()
                   if s.trial not in lower and s.trial not in upper
                   and not s.trial.is_finished()]
-        current_cloned = False
-        # Top trials first, so their checkpoints exist before bottom
+        # Top trials first, so their checkpoints are kept before bottom
         # trials clone them.
         for trial in upper + middle + lower:
             state = self._states[trial.trial_id]
-            if trial is not current and trial.status == Trial.RUNNING and (
-                    trial in lower):
-                # A trial that could not pause keeps running; it is cloned
-                # at a later perturbation.
-                logger.debug("PBT: trial %s is still running, so it is not "
-                             "cloned now.", trial)
-                lower_for_trial: List[Trial] = []
-            else:
-                lower_for_trial = lower
-            cloned = self._perturb(runner, trial, upper, lower_for_trial)
-            if not cloned:
+            if not self._perturb(runner, trial, upper, lower):
                 state.last_perturbation_time = state.last_train_time
-            if trial is current:
-                current_cloned = cloned
         latest = max((s.last_train_time for s in self._states.values()),
                      default=0.0)
         self._next_perturbation_sync = max(
             self._next_perturbation_sync + self._perturbation_interval,
             latest)
-        return current_cloned
 
     def _candidates(self, runner: Any) -> List[Trial]:
         candidates = []
@@ -567,13 +565,13 @@ def explore(config: Dict[str, Any], mutations: Dict[str, Any],
 
     For each key of ``mutations``:
 
-    * a list or tuple (or a ``tune.choice`` domain): with probability
-      ``resample_probability``, or if the current value is not among the
-      values, a random value; else the value one position lower or higher
-      (equally likely, staying at the ends).
-    * a domain or a function of no arguments: with probability
-      ``resample_probability``, or if the current value is not a number, a
-      new sample; else the value times 0.8 or 1.2 (equally likely),
+    * a list or tuple (or a ``tune.choice`` domain): a random value, with
+      probability ``resample_probability`` or if the current value is not
+      among the values. Otherwise the value one position lower or higher,
+      equally likely, staying at the ends.
+    * a domain or a function of no arguments: a new sample, with
+      probability ``resample_probability`` or if the current value is not
+      a number. Otherwise the value times 0.8 or 1.2, equally likely, and
       truncated to an int if it was an int.
     * a dict: the same, one level down.
 
