@@ -272,3 +272,78 @@ def test_retry_without_limit(tmp_path):
     trial = analysis.trials[0]
     assert trial.status == "TERMINATED"
     assert trial.num_failures == 2
+
+
+BUDGET = textwrap.dedent('''
+    import sys, time
+    import trainable as tune
+
+    def ticker(config):
+        for i in range(10000):
+            time.sleep(0.05)
+            tune.report(i=i)
+
+    if __name__ == "__main__":
+        start = time.time()
+        tune.run(ticker, name="budget", local_dir=sys.argv[1],
+                 time_budget_s=2.0, resume="AUTO", verbose=0)
+        print("WALL", time.time() - start, flush=True)
+''')
+
+
+def test_time_budget_survives_driver_downtime(tmp_path):
+    script = tmp_path / "budget.py"
+    script.write_text(BUDGET)
+    local = tmp_path / "results"
+    first = start(script, str(local))
+    state = local / "budget" / "experiment_state.json"
+    deadline = time.monotonic() + 30
+    while not state.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    first.kill()
+    first.communicate()
+    time.sleep(2.0)
+    second = subprocess.run([sys.executable, str(script), str(local)],
+                            capture_output=True, text=True, timeout=60,
+                            env=script_env())
+    assert second.returncode == 0, second.stderr
+    wall = float(second.stdout.split("WALL")[1])
+    # About one second of budget is left; none of the downtime counts.
+    assert 0.3 < wall < 2.0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_gracefully(tmp_path, signum):
+    script = tmp_path / "exp.py"
+    script.write_text(EXPERIMENT)
+    local = tmp_path / "results"
+    process = start(script, str(local))
+    wait_for_checkpoint(str(local))
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "FINAL" in out
+    assert "resume=True" in err
+
+
+def test_second_interrupt_stops_at_once(tmp_path):
+    script = tmp_path / "exp.py"
+    script.write_text(EXPERIMENT)
+    local = tmp_path / "results"
+    process = start(script, str(local), STEP_S="30")
+    wait_for_state = local / "exp" / "experiment_state.json"
+    deadline = time.monotonic() + 30
+    while not wait_for_state.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    began = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    assert time.monotonic() - began < 10
+    assert process.returncode != 0
+    with open(wait_for_state) as f:
+        state = json.load(f)
+    assert {t["status"] for t in state["trials"]} <= {"PAUSED", "PENDING"}

@@ -172,3 +172,27 @@ def test_function_without_checkpoint_is_not_paused(tmp_path):
                  open(os.path.join(trial.logdir, "result.json"))]
         assert [r["i"] for r in lines] == [1, 2, 3, 4]
         assert trial.status == "TERMINATED"
+
+
+def test_large_paused_checkpoint_goes_to_disk(tmp_path):
+    class Big(Accumulator):
+        def save_checkpoint(self, tmp_dir):
+            with open(os.path.join(tmp_dir, "blob"), "wb") as f:
+                f.write(b"x" * 200_000)
+            with open(os.path.join(tmp_dir, "total"), "w") as f:
+                f.write(str(self.total))
+            return tmp_dir
+
+        def load_checkpoint(self, path):
+            with open(os.path.join(path, "total")) as f:
+                self.total = int(f.read())
+
+    analysis = tune.run(Big, config={"inc": 2}, scheduler=PauseEvery(2),
+                        stop={"training_iteration": 4},
+                        max_memory_checkpoint_bytes=100_000,
+                        local_dir=str(tmp_path), verbose=0)
+    trial = analysis.trials[0]
+    assert trial.last_result["total"] == 8
+    names = sorted(d for d in os.listdir(trial.logdir)
+                   if d.startswith("checkpoint_"))
+    assert "checkpoint_000002" in names

@@ -50,19 +50,23 @@ class ExperimentDir:
         self._dirty = False
         self._last_write = 0.0
         self._last_duration = 0.0
-        self._trial_cache: Dict[str, str] = {}
+        #: Longest time between two writes; the runner shortens it when a
+        #: time budget must survive a crash with little error.
+        self.refresh_interval_s = _MAX_WRITE_DELAY_S
 
     def mark_dirty(self) -> None:
         """Note that the state changed and should be written soon."""
         self._dirty = True
 
     def save_if_due(self, snapshot: Callable[[], Dict[str, Any]]) -> None:
-        """Write the state if it changed and the spacing allows."""
-        if not self._dirty:
-            return
+        """Write the state if it changed and the spacing allows, and at
+        least every ``refresh_interval_s`` (the time used, the last
+        results and stopper state change without a status change)."""
         since = time.monotonic() - self._last_write
-        if since >= min(_MAX_WRITE_DELAY_S,
-                        _WRITE_SPACING_FACTOR * self._last_duration):
+        spacing = _WRITE_SPACING_FACTOR * self._last_duration
+        if self._dirty and since >= min(_MAX_WRITE_DELAY_S, spacing):
+            self.save(snapshot)
+        elif since >= max(self.refresh_interval_s, spacing):
             self.save(snapshot)
 
     def save(self, snapshot: Callable[[], Dict[str, Any]]) -> None:

@@ -209,6 +209,8 @@ def run(
     if reporter is not None and total and total > 0:
         reporter.set_total_samples(total)
     experiment = ExperimentDir(os.path.join(local_dir, name), name)
+    if budget is not None or _has_timeout(stopper):
+        experiment.refresh_interval_s = 0.5
     pool = WorkerPool(class_blob, num_cpus=num_cpus, num_gpus=num_gpus,
                       start_method=start_method, reuse=reuse_actors)
     pool.check_fits(resources)
@@ -257,12 +259,27 @@ def run(
             "Pass resume='ERRORED_ONLY' to run them again.", len(earlier),
             ", ".join(str(t) for t in earlier))
     if failed and raise_on_failed_trial and not runner._interrupted:
-        details = "\n".join(f"  {t}: {t.error_file}" for t in failed)
+        details = "\n".join(
+            f"  {t}: {_last_line(t.error_msg)}\n    {t.error_file}"
+            for t in failed)
         raise TuneError(
             f"{len(failed)} trial(s) did not complete:\n{details}\n"
             f"Their error files hold the remote tracebacks. Pass "
             f"raise_on_failed_trial=False to get the analysis instead.")
     return analysis
+
+
+def _has_timeout(stopper: Any) -> bool:
+    from trainable.stoppers import CombinedStopper, TimeoutStopper
+
+    if isinstance(stopper, CombinedStopper):
+        return any(_has_timeout(s) for s in stopper.stoppers)
+    return isinstance(stopper, TimeoutStopper)
+
+
+def _last_line(text: Optional[str]) -> str:
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "unknown error"
 
 
 # ------------------------------------------------------------ argument checks

@@ -771,7 +771,8 @@ class TrialRunner:
             self._startable[trial.trial_id] = trial
             self.experiment.mark_dirty()
             return
-        logger.error("Trial %s failed; see %s", trial, trial.error_file)
+        logger.error("Trial %s failed; its error, also in %s:\n%s", trial,
+                     trial.error_file, error_text)
         self.failed_trial_ids.add(trial.trial_id)
         self._set_status(trial, Trial.ERROR)
         self._startable.pop(trial.trial_id, None)

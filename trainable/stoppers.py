@@ -20,7 +20,7 @@ import math
 import numbers
 import time
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from trainable.errors import InvalidConfig
 from trainable.results import flatten_dict, unflattened_lookup
@@ -146,6 +146,11 @@ class CombinedStopper(Stopper):
                     f"DictStopper."
                 )
         self._stoppers = stoppers
+
+    @property
+    def stoppers(self) -> Tuple[Stopper, ...]:
+        """The combined stoppers, in the order given."""
+        return tuple(self._stoppers)
 
     def __call__(self, trial_id: str, result: Dict[str, Any]) -> bool:
         decisions = [stopper(trial_id, result) for stopper in self._stoppers]
