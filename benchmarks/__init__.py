@@ -133,15 +133,23 @@ def paired_repeats(
     measure_figure: Callable[[], float],
     repeats: int,
 ) -> Tuple[List[float], List[float]]:
-    """Measure a limit and a figure alternately, ``repeats`` times each.
+    """Measure a figure ``repeats`` times, with the limit around each.
 
-    Alternating keeps the two series exposed to the same background load,
-    so their ratio stays meaningful on a busy machine.
+    The limit is measured before the first figure and after every figure.
+    Each figure is paired with the mean of the limits just before and
+    just after it, so both values of a pair saw the same background load
+    and their ratio stays meaningful on a busy machine.
+
+    Returns:
+        The paired limits and the figures, ``repeats`` values each.
     """
-    limits, figures = [], []
+    around = [measure_limit()]
+    figures = []
     for _ in range(repeats):
-        limits.append(measure_limit())
         figures.append(measure_figure())
+        around.append(measure_limit())
+    limits = [(before + after) / 2
+              for before, after in zip(around, around[1:])]
     return limits, figures
 
 

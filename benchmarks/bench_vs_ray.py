@@ -10,8 +10,10 @@ The same Ray interpreter also gives the "vs Ray Tune" column of two other
 figures (see :func:`ray_counterparts`): the time per trivial step of one
 trial, and ``python -c "import ray.tune"``.
 
-Ray is started on the loopback address, without its dashboard:
-``ray.init(_node_ip_address="127.0.0.1", include_dashboard=False)``.
+Ray is started on the loopback address, without its dashboard, with its
+session files in a temporary directory that is deleted once the process
+has exited: ``ray.init(_node_ip_address="127.0.0.1",
+include_dashboard=False, _temp_dir=...)``.
 Ray Tune 2.x takes ``storage_path`` where 1.x took ``local_dir``; the
 script passes whichever the installed ``tune.run`` accepts.
 """
@@ -19,8 +21,10 @@ script passes whichever the installed ``tune.run`` accepts.
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from typing import Dict, List, Optional
 
 from benchmarks import Figure, Settings, median, timed
@@ -40,8 +44,12 @@ import time
 
 library, task, result_dir = sys.argv[1:4]
 if library == "ray":
+    import os
+
     import ray
-    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False)
+
+    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False,
+             _temp_dir=os.environ["TRAINABLE_BENCH_RAY_TEMP_DIR"])
     from ray import tune
     from ray.tune import Trainable
 else:
@@ -113,16 +121,24 @@ def run_script(python: str, library: str, task: str, directory: str,
     script = _write_script(directory)
     command = [python, script, library, task,
                os.path.join(directory, "results"), *extra]
+    env = _env()
+    # Ray's session directory contains Unix sockets, whose paths must stay
+    # short, so it goes directly under the system's temporary directory.
+    ray_temp_dir = tempfile.mkdtemp(prefix="ray-")
+    env["TRAINABLE_BENCH_RAY_TEMP_DIR"] = ray_temp_dir
 
     def run() -> None:
-        completed = subprocess.run(command, cwd=directory, env=_env(),
+        completed = subprocess.run(command, cwd=directory, env=env,
                                    capture_output=True, text=True,
                                    timeout=_TIMEOUT_S, check=False)
         if completed.returncode != 0:
             raise RuntimeError(
                 f"{' '.join(command)} exited with code "
                 f"{completed.returncode}:\n{completed.stderr[-3000:]}")
-    return timed(run)
+    try:
+        return timed(run)
+    finally:
+        shutil.rmtree(ray_temp_dir, ignore_errors=True)
 
 
 def step_time_s(python: str, library: str, steps: int,

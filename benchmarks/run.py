@@ -331,9 +331,11 @@ def format_record(figures: Sequence[Figure], command: str,
         "Figures",
         "-------",
         "",
-        "Each value is the median of the repeats; the ratio is the median "
+        "Each value is the median of the repeats. The ratio is the median "
         "of the",
-        "ratios of the figure and the limit measured next to it.",
+        "per-repeat ratios, each repeat's limit being the mean of the "
+        "limits measured",
+        "just before and just after it.",
         "",
         ".. list-table::",
         "   :header-rows: 1",

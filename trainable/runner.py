@@ -159,7 +159,7 @@ class TrialRunner:
         return pending + paused
 
     def has_resources_for_trial(self, trial: Trial) -> bool:
-        """Whether ``trial`` could start now."""
+        """Return whether ``trial`` could start now."""
         limit = self.settings.max_concurrent_trials
         if limit and len(self._workers) >= limit:
             return False
@@ -179,7 +179,7 @@ class TrialRunner:
     def pause_trial(self, trial: Trial) -> None:
         """Pause a running trial: save it to memory and free its worker.
 
-        Called by schedulers from ``on_trial_result`` (or answer PAUSE).
+        Schedulers call it from ``on_trial_result``, or return PAUSE.
         """
         self._queue(trial, _Action("save_object",
                                    on_reply=self._on_paused_blob,
@@ -239,8 +239,8 @@ class TrialRunner:
         """Continue ``trial`` from another trial's checkpoint blob with a
         new config, as population-based training does.
 
-        The trial stops after the current result (a checkpoint that
-        ``checkpoint_freq`` asks for is saved first), is marked PAUSED with
+        The trial stops after the current result (a checkpoint due by
+        ``checkpoint_freq`` is saved first), is marked PAUSED with
         that blob as its checkpoint, and starts again, with the new config,
         when the scheduler chooses it. Its iteration counter continues from
         the blob's iteration; its result files keep every row in arrival
@@ -320,7 +320,7 @@ class TrialRunner:
                                 trials=self.trials)
 
     def is_finished(self) -> bool:
-        """Whether nothing runs and nothing more will start."""
+        """Return whether nothing runs and nothing more will start."""
         if self._workers:
             return False
         if self._stop_reason is not None:
@@ -402,21 +402,13 @@ class TrialRunner:
         return candidate
 
     def _launch(self, trial: Trial) -> None:
-        first_start = not os.path.isdir(trial.logdir)
-        os.makedirs(trial.logdir, exist_ok=True)
-        if first_start:
-            write_params(trial.logdir, trial.config)
+        self._prepare_trial_dir(trial)
         self._startable.pop(trial.trial_id, None)
         self._rewind_history(trial)
-        worker = None
-        if self.settings.reuse_actors:
-            worker = self.pool.take_idle(trial.resources)
-            if worker is not None and not worker.is_alive():
-                self.pool.stop_worker(worker, graceful=False)
-                worker = None
         queue = self._actions.setdefault(trial.trial_id,
                                          collections.deque())
         queue.clear()
+        worker = self._take_reusable_worker(trial)
         if worker is None:
             worker = self.pool.start_worker(trial.resources,
                                             name=f"trainable:{trial}")
@@ -435,6 +427,21 @@ class TrialRunner:
             self.callbacks.call("on_trial_start", iteration=self._iteration,
                                 trials=self.trials, trial=trial)
         self._dispatch(trial)
+
+    @staticmethod
+    def _prepare_trial_dir(trial: Trial) -> None:
+        if not os.path.isdir(trial.logdir):
+            os.makedirs(trial.logdir)
+            write_params(trial.logdir, trial.config)
+
+    def _take_reusable_worker(self, trial: Trial) -> Optional[Worker]:
+        if not self.settings.reuse_actors:
+            return None
+        worker = self.pool.take_idle(trial.resources)
+        if worker is not None and not worker.is_alive():
+            self.pool.stop_worker(worker, graceful=False)
+            return None
+        return worker
 
     def _setup_action(self, trial: Trial) -> _Action:
         return _Action("setup", (trial.config, self._trial_info(trial),
@@ -750,8 +757,7 @@ class TrialRunner:
         self._on_trial_error(trial, str(exc))
 
     def _on_trial_error(self, trial: Trial, error_text: str) -> None:
-        worker = self._workers.get(trial.trial_id)
-        if worker is not None:
+        if trial.trial_id in self._workers:
             self._release_worker(trial, reusable=False)
         trial.num_failures += 1
         self._write_error(trial, error_text)
@@ -761,16 +767,22 @@ class TrialRunner:
         self._actions.pop(trial.trial_id, None)
         trial.needs_rewind = True
         if self._stop_reason is None and trial.should_recover():
-            logger.warning(
-                "Trial %s failed (failure %d, max_failures %d); restarting "
-                "it from %s.", trial, trial.num_failures,
-                trial.max_failures,
-                f"its checkpoint at iteration {trial.checkpoint.iteration}"
-                if trial.checkpoint else "the beginning")
-            self._set_status(trial, Trial.PENDING)
-            self._startable[trial.trial_id] = trial
-            self.experiment.mark_dirty()
-            return
+            self._retry_trial(trial)
+        else:
+            self._fail_trial(trial, error_text)
+
+    def _retry_trial(self, trial: Trial) -> None:
+        checkpoint = trial.checkpoint
+        logger.warning(
+            "Trial %s failed (failure %d, max_failures %d); restarting it "
+            "from %s.", trial, trial.num_failures, trial.max_failures,
+            f"its checkpoint at iteration {checkpoint.iteration}"
+            if checkpoint else "the beginning")
+        self._set_status(trial, Trial.PENDING)
+        self._startable[trial.trial_id] = trial
+        self.experiment.mark_dirty()
+
+    def _fail_trial(self, trial: Trial, error_text: str) -> None:
         logger.error("Trial %s failed; its error, also in %s:\n%s", trial,
                      trial.error_file, error_text)
         self.failed_trial_ids.add(trial.trial_id)
@@ -826,8 +838,9 @@ class TrialRunner:
             self._sent_at.pop(id(worker), None)
             method = worker.pending.method if worker.pending else "?"
             self._on_trial_error(worker.trial, str(WorkerTimeoutError(
-                f"The worker (pid {worker.pid}) did not answer {method!r} "
-                f"within {limit:g} s (call_timeout_s); it was killed.")))
+                f"The worker (pid {worker.pid}) did not reply to {method!r} "
+                f"within {limit:g} s (call_timeout_s), so it was killed. "
+                f"Raise call_timeout_s if the step needs longer.")))
 
     # ======================================================= experiment stop
 
