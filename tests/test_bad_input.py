@@ -2,7 +2,7 @@
 process. Every case names the value and says what to do."""
 
 import math
-import os
+import re
 import threading
 
 import pytest
@@ -15,6 +15,7 @@ from trainable.errors import (
     SerializationError,
     TuneError,
 )
+
 
 def plain(config):
     tune.report(x=config.get("n", 1))
@@ -199,7 +200,6 @@ def test_step_with_bad_result_fails_trial(tmp_path, returned, pattern):
                         raise_on_failed_trial=False)
     trial = analysis.trials[0]
     assert trial.status == "ERROR"
-    import re
     assert re.search(pattern, open(trial.error_file).read())
 
 

@@ -5,7 +5,7 @@ A checkpoint is a directory::
     checkpoint_000004/
         .trainable_checkpoint.json   metadata, written last
         <the files save_checkpoint() wrote>
-        checkpoint.pkl               only when save_checkpoint() returned a dict
+        checkpoint.pkl               if save_checkpoint() returned a dict
 
 Metadata fields (JSON object):
 
@@ -52,7 +52,7 @@ import shutil
 import struct
 import tempfile
 import uuid
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from trainable.errors import CheckpointError
 

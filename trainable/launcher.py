@@ -4,7 +4,6 @@ Also ``register_trainable`` and ``with_parameters``.
 """
 
 import datetime
-import inspect
 import logging
 import os
 import uuid

@@ -201,6 +201,11 @@ class WorkerPool:
         self.free_gpu_ids: List[str] = list(gpu_ids)
         self.num_gpus = len(gpu_ids)
         self.context = multiprocessing.get_context(start_method)
+        if self.context.get_start_method() == "forkserver":
+            # The fork server imports the worker module once; each worker
+            # forked from it then starts without importing it again. This
+            # has no effect once the server is running.
+            self.context.set_forkserver_preload(["trainable.worker"])
         self.reuse = reuse
         self.used_cpus = 0.0
         self.workers: List[Worker] = []

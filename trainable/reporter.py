@@ -60,6 +60,7 @@ AUTO_RESULT_KEYS = frozenset({
     "time_since_restore", "config", "warmup_time", "should_checkpoint",
 })
 
+
 def _is_metric_value(value: Any) -> bool:
     """Return True for values that are shown as an inferred metric."""
     if value is None:

@@ -18,7 +18,8 @@ Each trial directory contains the files Ray Tune writes for a trial:
     appears later is added by rewriting the file with the extended header,
     and older rows get an empty cell there. Lists are written as JSON
     text, other non-scalar values as their ``str()``, ``None`` as an empty
-    cell, NaN as ``nan``, and booleans as ``True``/``False``. Lines end with LF only. A
+    cell, NaN as ``nan``, and booleans as ``True``/``False``. Lines end
+    with LF only. A
     result with no columns at all (``{}``) before the first header gets no
     row.
 ``params.json``, ``params.pkl``

@@ -705,7 +705,8 @@ class TrialRunner:
             trial.memory_checkpoint = None
             self._queue_save(trial)
         self._actions[trial.trial_id].append(
-            _Action("stop", self._stop_args(), on_reply=self._on_paused_stopped))
+            _Action("stop", self._stop_args(),
+                    on_reply=self._on_paused_stopped))
 
     def _on_pause_save_error(self, trial: Trial,
                              error: protocol.RemoteError) -> bool:

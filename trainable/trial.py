@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 import cloudpickle
