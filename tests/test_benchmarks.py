@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks import Figure, Settings
 from benchmarks import run as bench_run
-from benchmarks.bench_import import _parse_importtime, _under_trainable
+from benchmarks.bench_import import imports_after_startup, parse_importtime
 
 
 @pytest.fixture
@@ -78,21 +78,24 @@ def test_import_reports_no_heavy_modules(tiny):
     assert figure.extra_checks == [("no numpy or pandas imported", True)]
 
 
-def test_importtime_parser_finds_package_children():
+def test_importtime_parser_skips_startup():
     text = "\n".join([
         "import time: self [us] | cumulative | imported package",
+        "import time:        20 |         20 |   encodings",
+        "import time:        30 |         50 | site",
+        "import time:        50 |         50 | trainable",
         "import time:       100 |        100 |     json.decoder",
         "import time:       200 |        300 |   json",
-        "import time:        50 |         50 |   trainable.space",
-        "import time:       400 |        750 | trainable",
-        "import time:        10 |         10 | unrelated",
+        "import time:        40 |        340 | trainable.launcher",
     ])
-    entries = _under_trainable(_parse_importtime(text))
+    entries = imports_after_startup(parse_importtime(text))
     names = [entry.name for entry in entries]
-    assert names == ["json.decoder", "json", "trainable.space", "trainable"]
-    assert entries[1].self_ms == pytest.approx(0.2)
-    assert entries[1].cumulative_ms == pytest.approx(0.3)
-    assert entries[-1].depth == 0
+    assert names == ["trainable", "json.decoder", "json",
+                     "trainable.launcher"]
+    assert entries[2].self_ms == pytest.approx(0.2)
+    assert entries[2].cumulative_ms == pytest.approx(0.3)
+    assert entries[2].depth == 1
+    assert entries[3].depth == 0
 
 
 def test_error_becomes_figure(tiny, monkeypatch):

@@ -140,7 +140,7 @@ def test_save_to_object_round_trip(cls):
     t.train()
     t.train()
     blob = t.save_to_object()
-    assert isinstance(blob, bytes)
+    assert isinstance(blob, (bytes, bytearray))
     fresh = cls(config={})
     fresh.restore_from_object(blob)
     assert fresh.iteration == 2

@@ -298,23 +298,34 @@ def pack_dir(checkpoint_dir: str) -> bytes:
     metadata = read_metadata(checkpoint_dir)
     files: List[Tuple[str, int]] = []
     dirs: List[str] = []
-    chunks: List[bytes] = []
     for root, subdirs, names in os.walk(checkpoint_dir):
         for name in subdirs:
             dirs.append(os.path.relpath(os.path.join(root, name),
                                         checkpoint_dir))
         for name in names:
             full = os.path.join(root, name)
-            with open(full, "rb") as f:
-                data = f.read()
-            files.append((os.path.relpath(full, checkpoint_dir), len(data)))
-            chunks.append(data)
+            files.append((os.path.relpath(full, checkpoint_dir),
+                          os.path.getsize(full)))
     header = pickle.dumps(
         {"version": FORMAT_VERSION, "metadata": metadata, "files": files,
          "dirs": dirs},
         protocol=5,
     )
-    return b"".join([BLOB_MAGIC, _LENGTH.pack(len(header)), header] + chunks)
+    # Read every file straight into one preallocated buffer: a large
+    # checkpoint is copied once, from the page cache into the blob.
+    start = len(BLOB_MAGIC) + _LENGTH.size + len(header)
+    blob = bytearray(start + sum(size for _, size in files))
+    blob[:start] = BLOB_MAGIC + _LENGTH.pack(len(header)) + header
+    view = memoryview(blob)
+    offset = start
+    for rel, size in files:
+        with open(os.path.join(checkpoint_dir, rel), "rb") as f:
+            if f.readinto(view[offset:offset + size]) != size:
+                raise CheckpointError(
+                    f"Checkpoint file {rel!r} in {checkpoint_dir!r} changed "
+                    f"size while it was packed.")
+        offset += size
+    return blob
 
 
 def blob_metadata(blob: bytes) -> Dict[str, Any]:

@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 import weakref
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -21,6 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from trainable import protocol
 from trainable.errors import InvalidConfig, WorkerDiedError
+from trainable.trainable import NODE_IP_VARIABLE, node_ip
 from trainable.worker import serve
 
 logger = logging.getLogger(__name__)
@@ -207,9 +209,12 @@ class WorkerPool:
             # has no effect once the server is running.
             self.context.set_forkserver_preload(["trainable.worker"])
         self.reuse = reuse
+        self.node_ip = node_ip()
         self.used_cpus = 0.0
         self.workers: List[Worker] = []
         self.idle: List[Worker] = []
+        # Workers asked to shut down, with the time they were asked.
+        self.retiring: List[Tuple[Worker, float]] = []
         _live_pools.add(self)
 
     # ------------------------------------------------------------- capacity
@@ -281,6 +286,7 @@ class WorkerPool:
                     gpu_ids: Tuple[str, ...]) -> Dict[str, str]:
         threads = str(max(1, int(resources.cpu)))
         env = {name: threads for name in THREAD_COUNT_VARIABLES}
+        env[NODE_IP_VARIABLE] = self.node_ip
         if self.num_gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
         return env
@@ -303,8 +309,30 @@ class WorkerPool:
         self.workers.remove(worker)
         self.used_cpus = max(0.0, self.used_cpus - worker.resources.cpu)
         self.free_gpu_ids.extend(worker.gpu_ids)
-        _stop_process(worker, graceful)
+        if graceful and _request_shutdown(worker):
+            # The process exits on its own; reap() collects it later, so
+            # the next trial can start while this one winds down.
+            self.retiring.append((worker, time.monotonic()))
+        else:
+            _stop_process(worker, graceful=False)
         logger.debug("Stopped worker pid %d", worker.pid)
+
+    def reap(self) -> None:
+        """Collect retiring workers that exited; kill those that take
+        longer than the grace period."""
+        now = time.monotonic()
+        still = []
+        for worker, since in self.retiring:
+            if not worker.process.is_alive():
+                _stop_process(worker, graceful=False)
+            elif now - since > _SHUTDOWN_GRACE_S:
+                logger.warning("Worker pid %d did not exit within %.0f s of "
+                               "shutdown; killing it.", worker.pid,
+                               _SHUTDOWN_GRACE_S)
+                _stop_process(worker, graceful=False)
+            else:
+                still.append((worker, since))
+        self.retiring = still
 
     def stop_idle(self) -> None:
         """Stop the workers kept for reuse."""
@@ -312,20 +340,31 @@ class WorkerPool:
             self.stop_worker(worker)
 
     def shutdown(self, graceful: bool = True) -> None:
-        """Stop every worker process of this pool."""
+        """Stop every worker process of this pool and wait for them."""
         for worker in list(self.workers):
             self.stop_worker(worker, graceful)
+        for worker, _ in self.retiring:
+            worker.process.join(_SHUTDOWN_GRACE_S if graceful else 0)
+            _stop_process(worker, graceful=False)
+        self.retiring = []
         _live_pools.discard(self)
+
+
+def _request_shutdown(worker: Worker) -> bool:
+    """Ask an idle worker to exit; return False if it cannot be asked."""
+    if worker.pending is not None or not worker.process.is_alive():
+        return False
+    try:
+        protocol.send_request(worker.conn, 0, "shutdown")
+    except OSError:
+        return False
+    return True
 
 
 def _stop_process(worker: Worker, graceful: bool) -> None:
     process = worker.process
-    if graceful and worker.pending is None and process.is_alive():
-        try:
-            protocol.send_request(worker.conn, 0, "shutdown")
-            process.join(_SHUTDOWN_GRACE_S)
-        except OSError:
-            pass
+    if graceful and _request_shutdown(worker):
+        process.join(_SHUTDOWN_GRACE_S)
     if process.is_alive():
         process.terminate()
         process.join(_TERMINATE_GRACE_S)

@@ -311,6 +311,7 @@ class TrialRunner:
         self.check_experiment_stop()
         self._check_timeouts()
         self._check_stalled()
+        self.pool.reap()
         if self.reporter is not None and self.reporter.should_report(
                 self.trials, done=False):
             self.reporter.report(self.trials, False)

@@ -42,7 +42,16 @@ RESULT_DUPLICATE = "__duplicate__"
 _HOSTNAME = platform.node() or "localhost"
 
 
-def _node_ip() -> str:
+#: Set by the worker pool, so that each worker does not resolve the host
+#: name again (a lookup can take milliseconds).
+NODE_IP_VARIABLE = "TRAINABLE_NODE_IP"
+
+
+def node_ip() -> str:
+    """Return this machine's IP address, as Ray Tune reports ``node_ip``."""
+    known = os.environ.get(NODE_IP_VARIABLE)
+    if known:
+        return known
     try:
         return socket.gethostbyname(_HOSTNAME)
     except OSError:
@@ -208,7 +217,7 @@ class Trainable:
     @classmethod
     def _node_ip(cls) -> str:
         if Trainable._node_ip_cache is None:
-            Trainable._node_ip_cache = _node_ip()
+            Trainable._node_ip_cache = node_ip()
         return Trainable._node_ip_cache
 
     def _counters(self) -> Dict[str, Any]:

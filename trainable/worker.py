@@ -63,7 +63,7 @@ def serve(conn: Connection, class_blob: bytes, env: Dict[str, str],
                 protocol.error_from_exception(exc))
             conn.send_bytes(reply)
         else:
-            if isinstance(value, bytes):
+            if isinstance(value, (bytes, bytearray)):
                 conn.send_bytes(protocol.encode_reply(
                     request_id, protocol.BLOB, None))
                 conn.send_bytes(value)
@@ -83,18 +83,31 @@ def _prepare_process(env: Dict[str, str], parent_pid: int) -> None:
     _die_with_parent(parent_pid)
 
 
+def _load_libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True)
+    except (ImportError, OSError):
+        return None
+
+
+# Loaded when the driver imports this module, so that forked workers
+# inherit the handle instead of loading ctypes on every start.
+_LIBC = _load_libc()
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent(parent_pid: int) -> None:
     # Linux can deliver SIGKILL when the parent dies; the watch thread
     # covers other systems and the forkserver start method, where the
     # parent is the fork server rather than the driver.
-    if sys.platform.startswith("linux"):
+    if _LIBC is not None:
         try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            pr_set_pdeathsig = 1
-            libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-        except (OSError, AttributeError):
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except AttributeError:
             pass
     thread = threading.Thread(target=_watch_parent, args=(parent_pid,),
                               name="trainable-parent-watch", daemon=True)
