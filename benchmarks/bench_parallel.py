@@ -9,10 +9,15 @@ work, one CPU per trial. The time is the whole ``run()`` call, worker
 start and result files included. The speedup is the sequential time over
 the ``run()`` time.
 
+Detail (no target): the speedup of two bare processes doing the same
+work. When other programs keep a core busy, that speedup falls as well,
+which tells a busy machine from overhead in trainable.
+
 The work is sized once per run so that one share takes a set time on
 this machine.
 """
 
+import multiprocessing
 from typing import Any, Dict, List
 
 import trainable as tune
@@ -60,6 +65,19 @@ def sequential_s(loops: int) -> float:
     return timed(lambda: [cpu_work(loops) for _ in range(_TRIALS)])
 
 
+def bare_parallel_s(loops: int) -> float:
+    """Return the seconds for bare processes to do the work side by side.
+    """
+    def run() -> None:
+        processes = [multiprocessing.Process(target=cpu_work, args=(loops,))
+                     for _ in range(_TRIALS)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+    return timed(run)
+
+
 def parallel_s(loops: int, local_dir: str) -> float:
     """Return the seconds of a ``run()`` of the trials, one CPU each."""
     def run() -> Any:
@@ -84,6 +102,10 @@ def measure(settings: Settings) -> List[Figure]:
         lambda: sequential_s(loops),
         lambda: parallel_s(loops, settings.new_dir("parallel")),
         settings.repeat_count)
+    in_turn, side_by_side = paired_repeats(
+        lambda: sequential_s(loops), lambda: bare_parallel_s(loops),
+        settings.repeat_count)
+    bare_speedup = median_ratio(in_turn, side_by_side)
     return [Figure(
         name="parallel",
         title="2 CPU-bound trials on 2 cores",
@@ -94,6 +116,10 @@ def measure(settings: Settings) -> List[Figure]:
         ratio=median_ratio(limits, figures),
         comparison=">=",
         target=1.9,
-        details=[f"each trial's step: about {share_s:g} s of pure Python "
-                 f"work; figure: the whole run() call"],
+        details=[
+            f"each trial's step: about {share_s:g} s of pure Python work; "
+            f"figure: the whole run() call",
+            f"two bare processes doing the same work: speedup "
+            f"{bare_speedup:.2f}x",
+        ],
     )]

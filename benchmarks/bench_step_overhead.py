@@ -233,10 +233,10 @@ def measure(settings: Settings) -> List[Figure]:
     bare = [bare_loop_step_s(iterations, settings.new_dir("bare"))
             for _ in range(repeats)]
     result = full_result()
-    by_send = median([raw_round_trip_s(round_trips, result, "send")
-                      for _ in range(repeats)])
-    by_pickle5 = median([raw_round_trip_s(round_trips, result, "pickle5")
-                         for _ in range(repeats)])
+    sends, pickle5s = paired_repeats(
+        lambda: raw_round_trip_s(round_trips, result, "send"),
+        lambda: raw_round_trip_s(round_trips, result, "pickle5"), repeats)
+    by_send, by_pickle5 = median(sends), median(pickle5s)
     raw = median(limits)
     details = [
         f"{iterations} steps per trial; time per step from the first to "

@@ -543,6 +543,12 @@ class TrialRunner:
         if worker is None or worker.pending is not None or not queue:
             return
         action = queue.popleft()
+        if action.method == "stop" and action.args == (True,):
+            # A worker kept for reuse does nothing at a stop, so no request
+            # is sent: the handler runs now.
+            action.on_reply(trial, None)
+            self._dispatch(trial)
+            return
         try:
             worker.send(action.method, action.args, action.blob,
                         context=action)
