@@ -11,7 +11,7 @@ the ``run()`` time.
 
 Detail (no target): the speedup of two bare processes doing the same
 work. When other programs keep a core busy, that speedup falls as well,
-which tells a busy machine from overhead in trainable.
+so it separates a busy machine from overhead in trainable.
 
 The work is sized once per run so that one share takes a set time on
 this machine.

@@ -256,3 +256,33 @@ def test_analysis_loads_from_disk(tmp_path):
     best = analysis.get_best_trial("diff", "min")
     assert best.last_result["diff"] == min(
         t.last_result["diff"] for t in analysis.trials)
+
+
+def test_log_to_file_captures_output(tmp_path):
+    def noisy(config):
+        print("to stdout", flush=True)
+        import sys
+
+        print("to stderr", file=sys.stderr, flush=True)
+        os.system("echo from a subprocess")
+        tune.report(x=1)
+
+    analysis = tune.run(noisy, log_to_file=True, local_dir=str(tmp_path),
+                        verbose=0)
+    logdir = analysis.trials[0].logdir
+    out = open(os.path.join(logdir, "stdout")).read()
+    assert "to stdout" in out
+    assert "from a subprocess" in out
+    assert "to stderr" in open(os.path.join(logdir, "stderr")).read()
+    both = tune.run(noisy, log_to_file="all.log", local_dir=str(tmp_path),
+                    verbose=0)
+    text = open(os.path.join(both.trials[0].logdir, "all.log")).read()
+    assert "to stdout" in text
+    assert "to stderr" in text
+
+
+@pytest.mark.parametrize("value", ["a/b", ("x",), 5])
+def test_log_to_file_rejects_bad_value(tmp_path, value):
+    with pytest.raises(tune.InvalidConfig, match="log_to_file"):
+        tune.run(Counter, log_to_file=value, local_dir=str(tmp_path),
+                 verbose=0)

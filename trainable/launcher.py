@@ -7,7 +7,7 @@ import datetime
 import logging
 import os
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Type, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 
 import cloudpickle
 
@@ -42,7 +42,6 @@ _UNSUPPORTED = {
     "sync_on_checkpoint": None,
     "trial_executor": None,
     "export_formats": None,
-    "log_to_file": False,
     "loggers": None,
     "global_checkpoint_period": None,
     "_remote": None,
@@ -142,6 +141,7 @@ def run(
     raise_on_failed_trial: bool = True,
     callbacks: Optional[List[Any]] = None,
     max_concurrent_trials: Optional[int] = None,
+    log_to_file: Union[bool, str, Tuple[str, str]] = False,
     *,
     num_cpus: Optional[float] = None,
     num_gpus: Optional[int] = None,
@@ -229,6 +229,7 @@ def run(
         call_timeout_s=call_timeout_s,
         restore_path=restore_path,
         max_memory_checkpoint_bytes=max_memory_checkpoint_bytes,
+        log_files=_check_log_to_file(log_to_file),
     )
     runner = TrialRunner(
         trainable_name=trainable_name, pool=pool, search_alg=search_alg,
@@ -382,6 +383,28 @@ def _check_choices(**values: Any) -> None:
         raise InvalidConfig(
             f"call_timeout_s is {timeout!r}; use None or a number of "
             f"seconds > 0.")
+
+
+def _check_log_to_file(value: Any) -> Optional[Tuple[str, str]]:
+    """Return the (stdout, stderr) file names for ``log_to_file``."""
+    if value is False or value is None:
+        return None
+    if value is True:
+        return ("stdout", "stderr")
+    if isinstance(value, str) and value:
+        names: Tuple[Any, ...] = (value, value)
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        names = tuple(value)
+    else:
+        names = ()
+    if len(names) != 2 or not all(
+            isinstance(n, str) and n and os.sep not in n and n != ".."
+            for n in names):
+        raise InvalidConfig(
+            f"log_to_file is {value!r}; use True, a file name, or a pair "
+            f"(stdout file name, stderr file name), each a plain name "
+            f"inside the trial directory.")
+    return names[0], names[1]
 
 
 def _check_time_budget(budget: Any) -> Optional[float]:

@@ -86,6 +86,7 @@ class RunnerSettings:
     setup_kwargs: Optional[Dict[str, Any]] = None
     call_timeout_s: Optional[float] = None
     restore_path: Optional[str] = None
+    log_files: Optional[Tuple[str, str]] = None
     max_memory_checkpoint_bytes: int = 512 * 1024 * 1024
 
 
@@ -450,7 +451,7 @@ class TrialRunner:
 
     def _trial_info(self, trial: Trial) -> Dict[str, Any]:
         return {"trial_id": trial.trial_id, "trial_name": str(trial),
-                "logdir": trial.logdir}
+                "logdir": trial.logdir, "log_files": self.settings.log_files}
 
     def _restore_source(self, trial: Trial) -> Optional[Checkpoint]:
         checkpoint = trial.checkpoint

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import cloudpickle
 
@@ -168,7 +168,7 @@ class _WorkerState:
         if self.cls is None:
             self.cls = cloudpickle.loads(self.class_blob)
         self.stop_trainable()
-        _enter_logdir(trial_info.get("logdir"))
+        _enter_logdir(trial_info.get("logdir"), trial_info.get("log_files"))
         self.trainable = self.cls(config=config, trial_info=trial_info,
                                   **setup_kwargs)
         return os.getpid()
@@ -176,7 +176,7 @@ class _WorkerState:
     def reset(self, config: Dict[str, Any],
               trial_info: Dict[str, Any]) -> bool:
         trainable = self._require_trainable()
-        _enter_logdir(trial_info.get("logdir"))
+        _enter_logdir(trial_info.get("logdir"), trial_info.get("log_files"))
         return trainable.reset(config, trial_info=trial_info)
 
     def train(self) -> Dict[str, Any]:
@@ -224,9 +224,39 @@ class _WorkerState:
                              trainable.trial_id)
 
 
-def _enter_logdir(logdir: Optional[str]) -> None:
+def _enter_logdir(logdir: Optional[str],
+                  log_files: Optional[Tuple[str, str]] = None) -> None:
     # Ray Tune runs each trial with its trial directory as the working
     # directory, and user code relies on relative paths landing there.
     if logdir:
         os.makedirs(logdir, exist_ok=True)
         os.chdir(logdir)
+    if log_files:
+        _redirect_output(logdir or ".", log_files)
+
+
+def _redirect_output(logdir: str, log_files: Tuple[str, str]) -> None:
+    """Send this process's stdout and stderr to files in ``logdir``.
+
+    The file descriptors are redirected, so output of C extensions and
+    subprocesses lands there too.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    out_path = os.path.join(logdir, log_files[0])
+    err_path = os.path.join(logdir, log_files[1])
+    out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    if err_path == out_path:
+        err_fd = out_fd
+    else:
+        err_fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                         0o644)
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    os.close(out_fd)
+    if err_fd != out_fd:
+        os.close(err_fd)
+    # sys.stdout may be a replacement that does not write to fd 1 (a test
+    # runner's capture, a notebook's stream), so point it at fd 1 again.
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
