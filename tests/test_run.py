@@ -286,3 +286,34 @@ def test_log_to_file_rejects_bad_value(tmp_path, value):
     with pytest.raises(tune.InvalidConfig, match="log_to_file"):
         tune.run(Counter, log_to_file=value, local_dir=str(tmp_path),
                  verbose=0)
+
+
+class RayResources:
+    """Stands in for Ray Tune's Resources object."""
+
+    def __init__(self, cpu, gpu=0):
+        self.cpu = cpu
+        self.gpu = gpu
+
+
+@pytest.mark.parametrize("request_value", [
+    {"cpu": 2}, {"CPU": 2, "GPU": 0}, RayResources(cpu=2)])
+def test_default_resource_request_used(tmp_path, request_value):
+    class Wide(tune.Trainable):
+        @classmethod
+        def default_resource_request(cls, config):
+            return request_value
+
+        def step(self):
+            start = time.time()
+            time.sleep(0.3)
+            return {"start": start, "end": time.time(),
+                    "omp": os.environ["OMP_NUM_THREADS"]}
+
+    analysis = tune.run(Wide, num_samples=2, num_cpus=2,
+                        stop={"training_iteration": 1},
+                        local_dir=str(tmp_path), verbose=0)
+    first, second = sorted((t.last_result for t in analysis.trials),
+                           key=lambda r: r["start"])
+    assert second["start"] >= first["end"] - 0.05
+    assert first["omp"] == "2"

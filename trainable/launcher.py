@@ -230,6 +230,8 @@ def run(
         restore_path=restore_path,
         max_memory_checkpoint_bytes=max_memory_checkpoint_bytes,
         log_files=_check_log_to_file(log_to_file),
+        resource_request=(None if resources_per_trial is not None
+                          else _default_resource_request(trainable_cls)),
     )
     runner = TrialRunner(
         trainable_name=trainable_name, pool=pool, search_alg=search_alg,
@@ -383,6 +385,17 @@ def _check_choices(**values: Any) -> None:
         raise InvalidConfig(
             f"call_timeout_s is {timeout!r}; use None or a number of "
             f"seconds > 0.")
+
+
+def _default_resource_request(
+        cls: type) -> Optional[Callable[[Dict[str, Any]], Any]]:
+    """Return the class's ``default_resource_request`` if it defines one.
+    """
+    method = getattr(cls, "default_resource_request", None)
+    base = Trainable.default_resource_request.__func__  # type: ignore
+    if method is None or getattr(method, "__func__", None) is base:
+        return None
+    return method
 
 
 def _check_log_to_file(value: Any) -> Optional[Tuple[str, str]]:

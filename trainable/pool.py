@@ -73,6 +73,7 @@ class Resources:
             return cls()
         if isinstance(request, Resources):
             return request
+        request = _as_resource_dict(request)
         if not isinstance(request, dict):
             raise InvalidConfig(
                 f"resources_per_trial must be a dict such as "
@@ -95,6 +96,24 @@ class Resources:
                 f"resources_per_trial['gpu'] is {gpu!r}; use a whole number "
                 f">= 0 (GPUs are not shared between trials here).")
         return cls(float(cpu), int(gpu))
+
+
+def _as_resource_dict(request: Any) -> Any:
+    """Read Ray's resource objects as a ``{"cpu": .., "gpu": ..}`` dict.
+
+    Accepts Ray Tune's ``Resources`` (attributes ``cpu`` and ``gpu``), a
+    ``PlacementGroupFactory`` (its ``bundles``, summed) and dicts with
+    upper-case ``CPU``/``GPU`` keys. Anything else is returned unchanged.
+    """
+    bundles = getattr(request, "bundles", None)
+    if bundles is not None:
+        request = {"cpu": sum(b.get("CPU", 0) for b in bundles),
+                   "gpu": sum(b.get("GPU", 0) for b in bundles)}
+    elif not isinstance(request, dict) and hasattr(request, "cpu"):
+        request = {"cpu": request.cpu, "gpu": getattr(request, "gpu", 0)}
+    if isinstance(request, dict) and set(request) & {"CPU", "GPU"}:
+        request = {key.lower(): value for key, value in request.items()}
+    return request
 
 
 @dataclass

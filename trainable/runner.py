@@ -87,6 +87,9 @@ class RunnerSettings:
     call_timeout_s: Optional[float] = None
     restore_path: Optional[str] = None
     log_files: Optional[Tuple[str, str]] = None
+    # The Trainable's default_resource_request, used per trial when
+    # resources_per_trial is not given.
+    resource_request: Optional[Callable[[Dict[str, Any]], Any]] = None
     max_memory_checkpoint_bytes: int = 512 * 1024 * 1024
 
 
@@ -364,7 +367,7 @@ class TrialRunner:
             experiment_tag=suggestion.experiment_tag,
             local_dir=self.experiment.path,
             evaluated_params=_flatten_vars(suggestion.resolved_vars),
-            resources=self.settings.resources,
+            resources=self._resources_for(suggestion.config),
             max_failures=self.settings.max_failures,
             keep_checkpoints_num=self.settings.keep_checkpoints_num,
             checkpoint_score_attr=self.settings.checkpoint_score_attr,
@@ -373,6 +376,14 @@ class TrialRunner:
         self._name_trial(trial)
         self.add_trial(trial)
         return trial
+
+    def _resources_for(self, config: Dict[str, Any]) -> Resources:
+        request = self.settings.resource_request
+        if request is None:
+            return self.settings.resources
+        resources = Resources.from_request(request(config))
+        self.pool.check_fits(resources)
+        return resources
 
     def _name_trial(self, trial: Trial) -> None:
         creator = self.settings.trial_name_creator

@@ -150,6 +150,16 @@ class Trainable:
                 prefix=f"{type(self).__name__}_")
         return self._logdir
 
+    @classmethod
+    def default_resource_request(cls, config: Dict[str, Any]) -> Any:
+        """Return the resources a trial with ``config`` needs, or None.
+
+        Override it to return ``{"cpu": n, "gpu": m}`` (Ray Tune's
+        ``Resources`` and ``PlacementGroupFactory`` objects work too);
+        ``run(resources_per_trial=...)`` takes precedence.
+        """
+        return None
+
     def get_config(self) -> Dict[str, Any]:
         """Return the config of this trial."""
         return self.config
