@@ -651,3 +651,14 @@ def test_write_params_unpicklable_raises(tmp_path):
     with pytest.raises(SerializationError, match="lock"):
         write_params(str(tmp_path), {"lock": threading.Lock()})
     assert not (tmp_path / "params.pkl").exists()
+
+
+@pytest.mark.parametrize("text", ["a\rb", "a\nb", "a\r\nb", "\r"])
+def test_line_breaks_in_strings_stay_in_one_cell(tmp_path, text):
+    writer = ResultWriter(str(tmp_path))
+    writer.write({"training_iteration": 1, "s": text})
+    writer.write({"training_iteration": 2, "s": "plain", "late": 1})
+    writer.close()
+    rows = read_progress_csv(str(tmp_path))
+    assert [row["s"] for row in rows] == [text, "plain"]
+    assert [row["training_iteration"] for row in rows] == [1, 2]

@@ -347,3 +347,59 @@ def test_second_interrupt_stops_at_once(tmp_path):
     with open(wait_for_state) as f:
         state = json.load(f)
     assert {t["status"] for t in state["trials"]} <= {"PAUSED", "PENDING"}
+
+
+def test_sigterm_to_process_group_pauses(tmp_path):
+    script = tmp_path / "exp.py"
+    script.write_text(EXPERIMENT)
+    local = tmp_path / "results"
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(local)], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=script_env(),
+        start_new_session=True)
+    wait_for_checkpoint(str(local))
+    os.killpg(process.pid, signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    statuses = [line.split()[2] for line in out.splitlines()
+                if line.startswith("FINAL")]
+    assert statuses and set(statuses) <= {"PAUSED", "TERMINATED"}
+    second = subprocess.run(
+        [sys.executable, str(script), str(local), "resume"],
+        capture_output=True, text=True, timeout=120, env=script_env())
+    assert second.returncode == 0, second.stderr
+    for name, lines in trial_lines(str(local)).items():
+        assert [r["n"] for r in lines] == list(range(1, 11)), name
+
+
+def test_interrupt_on_final_step_does_not_overstep(tmp_path):
+    class InterruptsAtTwo(tune.Trainable):
+        def setup(self, config):
+            self.n = 0
+
+        def step(self):
+            self.n += 1
+            if self.n == 2:
+                os.kill(os.getppid(), signal.SIGINT)
+                time.sleep(0.3)
+            return {"n": self.n}
+
+        def save_checkpoint(self, d):
+            return {"n": self.n}
+
+        def load_checkpoint(self, checkpoint):
+            self.n = checkpoint["n"]
+
+    kwargs = dict(name="edge", local_dir=str(tmp_path), verbose=0,
+                  stop={"training_iteration": 2})
+    first = tune.run(InterruptsAtTwo, **kwargs)
+    assert first.trials[0].status == "TERMINATED"
+    assert first.trials[0].last_result["n"] == 2
+    second = tune.run(InterruptsAtTwo, resume=True, **kwargs)
+    lines = trial_lines_of(second.trials[0])
+    assert [r["n"] for r in lines] == [1, 2]
+
+
+def trial_lines_of(trial):
+    with open(os.path.join(trial.logdir, "result.json")) as f:
+        return [json.loads(line) for line in f]

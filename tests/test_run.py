@@ -317,3 +317,14 @@ def test_default_resource_request_used(tmp_path, request_value):
                            key=lambda r: r["start"])
     assert second["start"] >= first["end"] - 0.05
     assert first["omp"] == "2"
+
+
+def test_cleanup_error_keeps_trial_terminated(tmp_path, caplog):
+    class BadCleanup(Counter):
+        def cleanup(self):
+            raise RuntimeError("cleanup broke")
+
+    analysis = tune.run(BadCleanup, stop={"training_iteration": 2},
+                        local_dir=str(tmp_path), verbose=0)
+    assert analysis.trials[0].status == "TERMINATED"
+    assert "cleanup broke" in caplog.text

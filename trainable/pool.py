@@ -36,7 +36,6 @@ THREAD_COUNT_VARIABLES = (
     "VECLIB_MAXIMUM_THREADS",
 )
 _SHUTDOWN_GRACE_S = 2.0
-_TERMINATE_GRACE_S = 1.0
 
 _live_pools: "weakref.WeakSet[WorkerPool]" = weakref.WeakSet()
 
@@ -385,9 +384,7 @@ def _stop_process(worker: Worker, graceful: bool) -> None:
     if graceful and _request_shutdown(worker):
         process.join(_SHUTDOWN_GRACE_S)
     if process.is_alive():
-        process.terminate()
-        process.join(_TERMINATE_GRACE_S)
-    if process.is_alive():
+        # Workers ignore SIGTERM, so they are killed outright.
         process.kill()
         process.join()
     else:

@@ -19,7 +19,8 @@ Each trial directory contains the files Ray Tune writes for a trial:
     and older rows get an empty cell there. Lists are written as JSON
     text, other non-scalar values as their ``str()``, ``None`` as an empty
     cell, NaN as ``nan``, and booleans as ``True``/``False``. Lines end
-    with LF only. A
+    with CRLF, as the csv module and Ray Tune write them, so that a
+    string value containing a line break is quoted and stays one cell. A
     result with no columns at all (``{}``) before the first header gets no
     row.
 ``params.json``, ``params.pkl``
@@ -444,7 +445,7 @@ class ResultWriter:
             self.progress_path, "a", newline="", encoding="utf-8",
             buffering=1 << 16,
         )
-        self._csv_writer = csv.writer(self._csv_file, lineterminator="\n")
+        self._csv_writer = csv.writer(self._csv_file, lineterminator="\r\n")
         self._csv_fields = list(header) if header else []
         self._csv_field_set = set(self._csv_fields)
 
@@ -510,7 +511,7 @@ class ResultWriter:
             rows = list(csv.reader(file))
         fields = self._csv_fields + new_fields
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(fields)
         width = len(fields)
         for row in rows[1:]:
@@ -521,7 +522,7 @@ class ResultWriter:
             self.progress_path, "a", newline="", encoding="utf-8",
             buffering=1 << 16,
         )
-        self._csv_writer = csv.writer(self._csv_file, lineterminator="\n")
+        self._csv_writer = csv.writer(self._csv_file, lineterminator="\r\n")
         self._csv_fields = fields
         self._csv_field_set = set(fields)
         logger.debug(
@@ -635,7 +636,7 @@ class ResultWriter:
             column = -1
 
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(header)
         dropped = 0
         for row in rows[1:]:

@@ -604,10 +604,9 @@ class TrialRunner:
             self._queue_stop(trial)
             return
         trial.last_result = result
-        if self._pausing:
+        decision = self._decide(trial, result)
+        if self._pausing and decision != TrialScheduler.STOP:
             decision = TrialScheduler.PAUSE
-        else:
-            decision = self._decide(trial, result)
         self._queue_after_result(trial, result, decision)
         # The next request is on its way; now do the bookkeeping.
         self._dispatch(trial)
@@ -626,7 +625,8 @@ class TrialRunner:
             # the trial's error, not the experiment's.
             self._on_trial_error(trial, f"{type(exc).__name__}: {exc}")
             return TrialScheduler.NOOP
-        if result.get(DONE) or self._stop_reason is not None or stop:
+        if result.get(DONE) or stop or (
+                self._stop_reason is not None and not self._pausing):
             # As in Ray Tune, a final result reaches the scheduler through
             # on_trial_complete only, so it cannot pause or exploit a trial
             # that is about to end.
@@ -652,12 +652,12 @@ class TrialRunner:
             self._actions[trial.trial_id].append(_Action(
                 "stop", self._stop_args(),
                 on_reply=self._on_exploit_stopped))
-        elif self._pausing:
-            self._queue_pause_for_stop(trial)
         elif decision == TrialScheduler.STOP:
             if wants_checkpoint or self.settings.checkpoint_at_end:
                 self._queue_save(trial, final=True)
             self._queue_stop(trial)
+        elif self._pausing:
+            self._queue_pause_for_stop(trial)
         elif decision == TrialScheduler.PAUSE:
             if wants_checkpoint:
                 self._queue_save(trial)
@@ -752,7 +752,11 @@ class TrialRunner:
         self._actions[trial.trial_id].append(
             _Action("stop", self._stop_args(), on_reply=self._on_stopped))
 
-    def _on_stopped(self, trial: Trial, _: Any) -> None:
+    def _on_stopped(self, trial: Trial, cleanup_error: Any) -> None:
+        if cleanup_error:
+            logger.warning("cleanup() of trial %s raised; the trial is "
+                           "complete all the same:\n%s", trial,
+                           cleanup_error)
         self._release_worker(trial, reusable=True)
         self._complete(trial)
 
@@ -788,6 +792,10 @@ class TrialRunner:
         trial.needs_rewind = True
         if self._stop_reason is None and trial.should_recover():
             self._retry_trial(trial)
+        elif self._pausing and trial.should_recover():
+            # The experiment is being paused: keep the trial resumable.
+            self._set_status(trial, Trial.PAUSED)
+            self.experiment.mark_dirty()
         else:
             self._fail_trial(trial, error_text)
 

@@ -16,8 +16,9 @@ that the parent process is gone) and the worker exits, so no worker
 outlives its driver. When the worker dies, the driver sees the process
 sentinel become ready and the pipe report EOF.
 
-The worker ignores SIGINT: Ctrl-C in a terminal reaches the whole process
-group, and it is the driver that decides how the experiment stops.
+The worker ignores SIGINT and SIGTERM: Ctrl-C in a terminal and timeout(1)
+signal the whole process group, and it is the driver that decides how the
+experiment stops.
 """
 
 import logging
@@ -27,6 +28,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -76,10 +78,12 @@ def serve(conn: Connection, class_blob: bytes, env: Dict[str, str],
 
 def _prepare_process(env: Dict[str, str], parent_pid: int) -> None:
     os.environ.update(env)
+    # Ctrl-C, timeout(1) and batch schedulers signal the whole process
+    # group. The driver decides how the experiment stops (it checkpoints
+    # and pauses trials), so workers ignore both signals; the driver ends
+    # them with a shutdown request or SIGKILL.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A forked worker inherits the driver's SIGTERM handler; the driver's
-    # terminate() must end the worker instead.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent(parent_pid)
 
 
@@ -202,11 +206,21 @@ class _WorkerState:
         trainable.restore_from_object(blob)
         return trainable.iteration
 
-    def stop(self, keep_for_reuse: bool = False) -> None:
+    def stop(self, keep_for_reuse: bool = False) -> Optional[str]:
         # A worker kept for reuse keeps its Trainable: the next trial gets
         # it through reset(), and cleanup() runs when the worker shuts down.
-        if not keep_for_reuse:
-            self.stop_trainable(raise_errors=True)
+        # An error in cleanup() is returned as text for the driver to log:
+        # the trial's results are complete, so it does not fail the trial.
+        if keep_for_reuse:
+            return None
+        trainable, self.trainable = self.trainable, None
+        if trainable is None:
+            return None
+        try:
+            trainable.stop()
+        except Exception:
+            return traceback.format_exc()
+        return None
 
     def shutdown(self) -> None:
         self.stop_trainable()
