@@ -49,12 +49,28 @@ def test_process_start_covers_each_start_method(tiny):
         check_figure(figure, "process_start")
 
 
-def test_memory_checks_result_files(tiny):
-    (figure,) = bench_run.run_benchmark("memory", tiny)
-    check_figure(figure, "memory")
-    assert figure.extra_checks
-    for text, ok in figure.extra_checks:
+@pytest.fixture(scope="module")
+def tiny_memory_figure(tmp_path_factory):
+    settings = Settings(mode="tiny",
+                        workdir=str(tmp_path_factory.mktemp("memory")))
+    (figure,) = bench_run.run_benchmark("memory", settings)
+    return figure
+
+
+def test_memory_checks_result_files(tiny_memory_figure):
+    check_figure(tiny_memory_figure, "memory")
+    file_checks = [(text, ok) for text, ok in tiny_memory_figure.extra_checks
+                   if "descriptors" not in text]
+    assert len(file_checks) == 2
+    for text, ok in file_checks:
         assert ok, text
+
+
+def test_memory_run_closes_finished_files(tiny_memory_figure):
+    (descriptors,) = [(text, ok) for text, ok
+                      in tiny_memory_figure.extra_checks
+                      if "descriptors" in text]
+    assert descriptors[1], descriptors[0]
 
 
 def test_vs_ray_without_ray_not_measured(tiny):

@@ -616,3 +616,41 @@ class FakeRunner:
 
     def exploit_trial(self, trial, blob, new_config):
         self.exploits.append((trial, blob, new_config))
+
+
+class Approach(tune.Trainable):
+    """Moves towards 10 at a rate set by its config."""
+
+    def setup(self, config):
+        self.w = 0.0
+
+    def step(self):
+        self.w += self.config["lr"] * (10 - self.w)
+        return {"loss": (10 - self.w) ** 2}
+
+    def save_checkpoint(self, tmp_dir):
+        return {"w": self.w}
+
+    def load_checkpoint(self, checkpoint):
+        self.w = checkpoint["w"]
+
+
+def test_exploit_waits_for_donor_save(tmp_path, caplog):
+    pbt = PopulationBasedTraining(
+        time_attr="training_iteration", metric="loss", mode="min",
+        perturbation_interval=4,
+        hyperparam_mutations={"lr": tune.uniform(0.001, 0.5)})
+    with caplog.at_level(logging.DEBUG, logger="trainable.schedulers.pbt"):
+        analysis = tune.run(
+            Approach, scheduler=pbt, num_samples=4, num_cpus=2,
+            config={"lr": tune.uniform(0.001, 0.1)},
+            stop={"training_iteration": 30}, local_dir=str(tmp_path),
+            name="wait", verbose=0)
+    skipped = [r for r in caplog.records if "not cloned" in r.message]
+    with open(tmp_path / "wait" / "pbt_global.txt") as f:
+        exploits = len(f.read().splitlines())
+    # Before the runner waited for donors' saves, most exploits were
+    # skipped because the donor's checkpoint had not arrived yet.
+    assert len(skipped) <= 2
+    assert exploits >= 1
+    assert all(t.status == "TERMINATED" for t in analysis.trials)

@@ -210,6 +210,36 @@ class TrialRunner:
                 "save_object", on_reply=self._on_memory_checkpoint,
                 on_error=self._on_save_error))
 
+    def wait_for_memory_checkpoint(self, trial: Trial,
+                                   timeout: float = 60.0) -> None:
+        """Block until a save queued by :meth:`save_trial_to_memory` for
+        ``trial`` has returned, as Ray's ``ray.get`` on a save would.
+
+        Other trials' replies wait meanwhile. Returns at once if no such
+        save is queued or in flight, and after ``timeout`` seconds at most.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            worker = self._workers.get(trial.trial_id)
+            if worker is None:
+                return
+            queue = self._actions.get(trial.trial_id) or ()
+            if worker.pending is None:
+                if not queue or queue[0].method != "save_object":
+                    return
+                self._dispatch(trial)
+                continue
+            remaining = deadline - time.monotonic()
+            if worker.pending.method != "save_object" or remaining <= 0:
+                return
+            if not wait([worker.conn, worker.sentinel], remaining):
+                return
+            if worker.conn.poll():
+                self._receive(worker)
+            else:
+                self._on_worker_died(worker, WorkerDiedError(
+                    worker.death_message("save_object")))
+
     def _on_memory_checkpoint(self, trial: Trial, blob: bytes) -> None:
         from trainable.checkpoint import blob_metadata
 

@@ -362,6 +362,10 @@ class PopulationBasedTraining(FIFOScheduler):
         usable checkpoint."""
         state = self._states[trial.trial_id]
         donor_state = self._states[donor.trial_id]
+        if donor_state.checkpoint_request is not None:
+            # The donor's save may still be on its way; wait for it rather
+            # than skip the exploit.
+            runner.wait_for_memory_checkpoint(donor)
         self._pick_up_checkpoint(runner, donor_state)
         if donor_state.last_checkpoint is None:
             self._keep_current_checkpoint(runner, donor_state)
@@ -417,9 +421,10 @@ class PopulationBasedTraining(FIFOScheduler):
             log = logger.warning
         log("PBT: trial %s is not cloned from trial %s, which has no "
             "checkpoint of its last perturbation or last result, so it "
-            "keeps its own state and config. A function trainable must "
-            "write checkpoints with tune.checkpoint_dir for PBT to clone "
-            "it.", trial, donor)
+            "keeps its own state and config. The donor was not in the top "
+            "quantile at its last perturbation, or (for a function "
+            "trainable) has not written a checkpoint with "
+            "tune.checkpoint_dir since then.", trial, donor)
 
     def _write_policy(self, trial: Trial, donor: Trial, state: _TrialState,
                       donor_state: _TrialState, restored_iteration: int,
