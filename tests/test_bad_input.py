@@ -43,9 +43,9 @@ RUN_CASES = [
      "name is 'a/b'.*local_dir"),
     ("name dotdot", dict(name=".."), InvalidConfig, "name is '..'"),
     ("too many cpus", dict(resources_per_trial={"cpu": 10_000}),
-     InvalidConfig, "10000 CPUs"),
+     InvalidConfig, "10000 CPU"),
     ("gpus absent", dict(resources_per_trial={"cpu": 1, "gpu": 1},
-                         num_gpus=0), InvalidConfig, "1 GPUs but 0"),
+                         num_gpus=0), InvalidConfig, "1 GPU.s. but 0"),
     ("unknown resource", dict(resources_per_trial={"tpu": 1}),
      InvalidConfig, "'tpu'"),
     ("unknown argument", dict(num_sample=3), InvalidConfig,
@@ -252,3 +252,26 @@ def test_best_trial_bad_scope(tmp_path):
     analysis = metric_trials(tmp_path, [1])
     with pytest.raises(InvalidConfig, match="scope is 'first'"):
         analysis.get_best_trial("score", "max", scope="first")
+
+
+def test_spawn_without_main_guard_explained(tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import trainable as tune\n"
+        "def f(config):\n"
+        "    tune.report(x=1)\n"
+        f"a = tune.run(f, local_dir={str(tmp_path)!r}, verbose=0,\n"
+        "             start_method='spawn', raise_on_failed_trial=False)\n"
+        "print('STATUS', a.trials[0].status)\n"
+        "print('ERROR', open(a.trials[0].error_file).read())\n")
+    import subprocess
+    import sys
+
+    from conftest import script_env
+
+    completed = subprocess.run([sys.executable, str(script)],
+                               capture_output=True, text=True, timeout=120,
+                               env=script_env())
+    assert "STATUS ERROR" in completed.stdout
+    assert "__main__" in completed.stdout
+    assert "start_method='fork'" in completed.stdout

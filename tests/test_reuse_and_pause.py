@@ -196,3 +196,31 @@ def test_large_paused_checkpoint_goes_to_disk(tmp_path):
     names = sorted(d for d in os.listdir(trial.logdir)
                    if d.startswith("checkpoint_"))
     assert "checkpoint_000002" in names
+
+
+def open_result_files():
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if target.endswith(("result.json", "progress.csv")):
+            found.append(target)
+    return found
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_finished_trials_close_result_files(tmp_path, reuse):
+    class Count(tune.Callback):
+        most = 0
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            Count.most = max(Count.most, len(open_result_files()))
+
+    tune.run(Tracked, config={"id": tune.grid_search(list(range(8)))},
+             reuse_actors=reuse, max_concurrent_trials=1,
+             stop={"training_iteration": 1}, local_dir=str(tmp_path),
+             verbose=0, callbacks=[Count()])
+    assert Count.most == 0
+    assert open_result_files() == []

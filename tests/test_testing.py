@@ -362,7 +362,11 @@ def test_configs_leaves_space_unchanged():
 ])
 def test_configs_shrink_targets(domain, expected):
     value = find(configs({"x": domain}), lambda c: True)["x"]
-    assert value == pytest.approx(expected, rel=1e-12)
+    # pytest.approx compares numbers only (pytest 9 rejects strings).
+    if isinstance(expected, float):
+        assert value == pytest.approx(expected, rel=1e-12)
+    else:
+        assert value == expected
 
 
 def test_import_without_hypothesis():

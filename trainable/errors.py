@@ -41,6 +41,13 @@ class ResultTypeError(TuneError, TypeError):
     """``step`` returned a value that is not a dict with string keys."""
 
 
+class SaveRestoreError(TuneError, AssertionError):
+    """``validate_save_restore`` found that save and restore lose state.
+
+    It is an AssertionError too, which is what Ray Tune raises there.
+    """
+
+
 class WorkerError(TuneError):
     """User code raised in a worker; carries the remote traceback."""
 

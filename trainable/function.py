@@ -343,6 +343,10 @@ class FunctionTrainable(Trainable):
         self._stop_thread()
         if _session is not None and _session.trainable is self:
             _session = None
+        # The staged copies are saved in checkpoint_* directories already.
+        if self._logdir is not None:
+            shutil.rmtree(os.path.join(self._logdir, _STAGING_DIR),
+                          ignore_errors=True)
 
 
 def wrap_function(

@@ -449,6 +449,10 @@ def _check_local_dir(local_dir: Optional[str]) -> str:
     if local_dir is None:
         local_dir = os.environ.get("TUNE_RESULT_DIR") or os.path.join(
             "~", "ray_results")
+    if not isinstance(local_dir, (str, os.PathLike)):
+        raise InvalidConfig(
+            f"local_dir is {type(local_dir).__name__} {local_dir!r:.60}; "
+            f"pass a directory path as a string.")
     path = os.path.abspath(os.path.expanduser(os.fspath(local_dir)))
     try:
         os.makedirs(path, exist_ok=True)

@@ -135,6 +135,7 @@ class Worker:
     pending: Optional[PendingRequest] = None
     trial: Any = None
     pid: int = 0
+    start_method: str = "fork"
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -188,8 +189,17 @@ class Worker:
                 how = f"was killed by signal {-code}"
         else:
             how = f"exited with code {code}"
-        return (f"The worker process (pid {self.pid}) {how} while it ran "
-                f"{method!r}.")
+        message = (f"The worker process (pid {self.pid}) {how} while it ran "
+                   f"{method!r}.")
+        if method == "setup" and self.start_method != "fork":
+            message += (
+                f" With the {self.start_method} start method each worker "
+                f"imports the main script again: a script without an "
+                f"'if __name__ == \"__main__\":' guard around its run() "
+                f"call fails there. Add the guard, or pass "
+                f"start_method='fork'. The worker's own error is on the "
+                f"driver's stderr.")
+        return message
 
     def is_alive(self) -> bool:
         """Whether the process is still running."""
@@ -241,12 +251,12 @@ class WorkerPool:
         """Raise InvalidConfig if one trial can never fit on this machine."""
         if resources.cpu > self.num_cpus:
             raise InvalidConfig(
-                f"resources_per_trial asks for {resources.cpu:g} CPUs but "
+                f"resources_per_trial asks for {resources.cpu:g} CPU(s) but "
                 f"this machine has {self.num_cpus:g} to share. Ask for at "
                 f"most {self.num_cpus:g}.")
         if resources.gpu > self.num_gpus:
             raise InvalidConfig(
-                f"resources_per_trial asks for {resources.gpu} GPUs but "
+                f"resources_per_trial asks for {resources.gpu} GPU(s) but "
                 f"{self.num_gpus} are visible (CUDA_VISIBLE_DEVICES). Ask "
                 f"for at most {self.num_gpus}.")
 
@@ -294,7 +304,8 @@ class WorkerPool:
             process.start()
         child_conn.close()
         worker = Worker(process, parent_conn, resources, gpu_ids,
-                        pid=process.pid)
+                        pid=process.pid,
+                        start_method=self.context.get_start_method())
         self.used_cpus += resources.cpu
         self.workers.append(worker)
         logger.debug("Started worker pid %d with %s", process.pid, resources)

@@ -638,8 +638,19 @@ class TrialRunner:
         if self._pausing and decision != TrialScheduler.STOP:
             decision = TrialScheduler.PAUSE
         self._queue_after_result(trial, result, decision)
-        # The next request is on its way; now do the bookkeeping.
-        self._dispatch(trial)
+        queue = self._actions.get(trial.trial_id)
+        if queue and queue[0].method == "stop":
+            # The trial ends or pauses at once, which closes its result
+            # files: record the result first.
+            self._record_result(trial, result)
+            self._dispatch(trial)
+        else:
+            # Send the next request first, so the worker computes while
+            # the driver does the bookkeeping.
+            self._dispatch(trial)
+            self._record_result(trial, result)
+
+    def _record_result(self, trial: Trial, result: Dict[str, Any]) -> None:
         self._writer(trial).write(result)
         self.search_alg.on_trial_result(trial.trial_id, result)
         if self.callbacks:

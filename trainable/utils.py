@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import cloudpickle
 
-from trainable.errors import TuneError, WorkerError
+from trainable.errors import SaveRestoreError, TuneError, WorkerError
 
 logger = logging.getLogger(__name__)
 
@@ -134,13 +134,13 @@ def validate_save_restore(
             else:
                 iteration = call(second, "restore", saved["path"])
         except WorkerError as exc:
-            raise TuneError(
+            raise SaveRestoreError(
                 f"{trainable_cls.__name__} could not be restored from its "
                 f"own checkpoint in a fresh worker: {exc}\nA common cause "
                 f"is a checkpoint that stores absolute paths; store paths "
                 f"relative to the checkpoint directory.") from None
         if iteration != num_steps:
-            raise TuneError(
+            raise SaveRestoreError(
                 f"After restoring, {trainable_cls.__name__} is at iteration "
                 f"{iteration}, but the checkpoint was saved at iteration "
                 f"{num_steps}.")
@@ -159,7 +159,7 @@ def validate_save_restore(
 def _compare_next_results(name: str, expected: Dict[str, Any],
                           actual: Dict[str, Any], compare: bool) -> None:
     if actual["training_iteration"] != expected["training_iteration"]:
-        raise TuneError(
+        raise SaveRestoreError(
             f"The restored {name} reported training_iteration "
             f"{actual['training_iteration']}, the original "
             f"{expected['training_iteration']}.")
@@ -170,7 +170,7 @@ def _compare_next_results(name: str, expected: Dict[str, Any],
             continue
         other = actual.get(key)
         if not _same(value, other):
-            raise TuneError(
+            raise SaveRestoreError(
                 f"After save and restore, {name} reported {key}={other!r} "
                 f"where the original reported {key}={value!r}. Its "
                 f"checkpoint does not hold all the state that step() uses. "
