@@ -9,7 +9,10 @@ Trials reuse workers (``reuse_actors=True``) so that the run takes
 seconds rather than minutes; the driver keeps the same records either way.
 
 The parent then checks that the result files are consistent: one trial
-directory per trial, each with one line in ``result.json``.
+directory per trial, each with one line in ``result.json``. The child
+also counts its open file descriptors at every trial completion, so
+that files left open for finished trials fail a check before they reach
+the descriptor limit.
 
 The target is absolute (150 MB), so there is no limit to measure. The
 full mode runs 10,000 trials and the quick mode skips this benchmark.
@@ -28,6 +31,10 @@ from benchmarks import Figure, Settings, not_measured, rss_mb
 _EXPERIMENT = "memory"
 _BUDGET_MB = 150.0
 _FULL_TRIALS = 10_000
+# Most file descriptors the driver may add while trials run: two result
+# files, a pipe and a process sentinel for each of a few running trials,
+# with room to spare. A leak of one per finished trial exceeds it soon.
+_DESCRIPTOR_GROWTH_LIMIT = 32
 
 
 def _title(trials: int) -> str:
@@ -45,18 +52,38 @@ def _vm_hwm_mb() -> Optional[float]:
     return None
 
 
+def open_file_descriptors() -> int:
+    """Return the number of file descriptors this process has open."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0
+
+
 def run_child(trials: int, local_dir: str) -> Dict[str, Any]:
     """Run the experiment in this process and return the memory figures.
     """
     import trainable as tune
     from benchmarks.bench_reuse_start import ReusableOneStep
 
+    class DescriptorCount(tune.Callback):
+        """Records the most file descriptors open at a trial completion."""
+
+        def __init__(self) -> None:
+            self.most = 0
+
+        def on_trial_complete(self, iteration: int, trials: List[Any],
+                              trial: Any, **info: Any) -> None:
+            self.most = max(self.most, open_file_descriptors())
+
+    counter = DescriptorCount()
     before = rss_mb()
+    descriptors_before = open_file_descriptors()
     start = time.perf_counter()
     analysis = tune.run(ReusableOneStep, config={"x": tune.randint(0, 10)},
                         num_samples=trials, stop={"training_iteration": 1},
                         reuse_actors=True, local_dir=local_dir,
-                        name=_EXPERIMENT, verbose=0)
+                        name=_EXPERIMENT, verbose=0, callbacks=[counter])
     seconds = time.perf_counter() - start
     return {
         "rss_before_mb": before,
@@ -64,6 +91,7 @@ def run_child(trials: int, local_dir: str) -> Dict[str, Any]:
         "peak_mb": _vm_hwm_mb(),
         "seconds": seconds,
         "trials": len(analysis.trials),
+        "descriptor_growth": counter.most - descriptors_before,
     }
 
 
@@ -113,7 +141,11 @@ def measure(settings: Settings) -> List[Figure]:
     trials = settings.pick(tiny=20, quick=0, full=_FULL_TRIALS)
     local_dir = settings.new_dir("memory")
     figures = memory_in_child(trials, local_dir)
-    checks = check_result_files(local_dir, trials)
+    growth = figures["descriptor_growth"]
+    checks = check_result_files(local_dir, trials) + [
+        (f"{growth} more open file descriptors at most during the run "
+         f"(limit {_DESCRIPTOR_GROWTH_LIMIT})",
+         growth <= _DESCRIPTOR_GROWTH_LIMIT)]
     return [Figure(
         name="memory",
         title=_title(trials),

@@ -208,8 +208,11 @@ def run_benchmark(name: str, settings: Settings,
                 _print_profile(name, profiler)
     except Exception as exc:  # noqa: BLE001 - reported, the run goes on
         traceback.print_exc()
-        figure = not_measured(name, name, f"error: {type(exc).__name__}: "
-                              f"{exc}"[:200], "", math.nan)
+        # The table shows the last line of the message; the whole
+        # traceback went to stderr above.
+        lines = str(exc).strip().splitlines() or [""]
+        reason = f"error: {type(exc).__name__}: {lines[-1]}"
+        figure = not_measured(name, name, reason[:160], "", math.nan)
         figure.vs_ray = ""
         return [figure]
     # Other processes on the machine skew the figures; the load average

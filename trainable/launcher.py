@@ -266,8 +266,9 @@ def run(
             for t in failed)
         raise TuneError(
             f"{len(failed)} trial(s) did not complete:\n{details}\n"
-            f"Their error files hold the remote tracebacks. Pass "
-            f"raise_on_failed_trial=False to get the analysis instead.")
+            f"Their error files hold the errors, with the remote traceback "
+            f"where user code raised. Pass raise_on_failed_trial=False to "
+            f"get the analysis instead.")
     return analysis
 
 
