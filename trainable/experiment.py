@@ -31,7 +31,7 @@ STATE_VERSION = 1
 # status-change writes are spaced at least this many times the duration of
 # the last write apart (checkpoints are always written at once).
 _WRITE_SPACING_FACTOR = 10.0
-# Longest time a change waits to be written.
+# Maximum time a change waits to be written.
 _MAX_WRITE_DELAY_S = 5.0
 
 
@@ -50,7 +50,7 @@ class ExperimentDir:
         self._dirty = False
         self._last_write = 0.0
         self._last_duration = 0.0
-        #: Longest time between two writes; the runner shortens it when a
+        #: Maximum time between two writes; the runner shortens it when a
         #: time budget must survive a crash with little error.
         self.refresh_interval_s = _MAX_WRITE_DELAY_S
 
@@ -93,7 +93,7 @@ class ExperimentDir:
         self._last_duration = self._last_write - start
 
     def exists(self) -> bool:
-        """Whether a state file is present."""
+        """Return whether a state file is present."""
         return os.path.isfile(self.state_path)
 
     def load(self) -> Dict[str, Any]:

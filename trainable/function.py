@@ -272,7 +272,7 @@ class FunctionTrainable(Trainable):
         return Trainable._counters(self)
 
     def has_current_checkpoint(self) -> bool:
-        """Whether a save now would capture the current iteration."""
+        """Return whether a save now would capture the current iteration."""
         counters = self._staged_counters
         return self._staged is not None and (
             counters is None or counters["iteration"] == self.iteration)

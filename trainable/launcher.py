@@ -501,7 +501,7 @@ def _check_config_picklable(config: Dict[str, Any]) -> None:
     if found is not None:
         path, value, error = found
         raise SerializationError(
-            f"config{path} holds {type(value).__name__} {value!r:.60}, "
+            f"config{path} contains {type(value).__name__} {value!r:.60}, "
             f"which cannot be pickled ({error}). Configs are sent to worker "
             f"processes, so they must be picklable: create the object "
             f"inside setup() or the function from plain settings, or pass "
@@ -562,7 +562,7 @@ def _apply_resume(runner: TrialRunner, experiment: ExperimentDir,
     if resume in (False, None):
         if experiment.exists():
             logger.info(
-                "%s already holds an experiment; starting a new one beside "
+                "%s already contains an experiment; starting a new one beside "
                 "it (pass resume=True to continue the old one).",
                 experiment.path)
         return

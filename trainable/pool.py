@@ -56,7 +56,7 @@ def visible_gpu_ids() -> List[str]:
 
 @dataclass
 class Resources:
-    """What one trial needs: CPUs (may be fractional) and whole GPUs."""
+    """The resources of one trial: CPUs (may be fractional), whole GPUs."""
 
     cpu: float = 1.0
     gpu: int = 0
@@ -145,7 +145,7 @@ class Worker:
 
     def send(self, method: str, args: Tuple[Any, ...] = (),
              blob: Optional[bytes] = None, context: Any = None) -> None:
-        """Send one request; the previous one must have been answered."""
+        """Send one request; the previous one must have had its reply."""
         if self.pending is not None:
             raise RuntimeError(
                 f"Worker {self.pid} still serves {self.pending.method!r}; "
@@ -202,7 +202,7 @@ class Worker:
         return message
 
     def is_alive(self) -> bool:
-        """Whether the process is still running."""
+        """Return whether the process is still running."""
         return self.process.is_alive()
 
 
@@ -261,7 +261,7 @@ class WorkerPool:
                 f"for at most {self.num_gpus}.")
 
     def has_room(self, resources: Resources) -> bool:
-        """Whether a new trial with these resources can start now."""
+        """Return whether a trial with these resources can start now."""
         if self._idle_match(resources) is not None:
             return True
         cpu_room = self.used_cpus + resources.cpu <= self.num_cpus + 1e-9

@@ -21,8 +21,9 @@ from trainable.errors import InvalidConfig
 
 logger = logging.getLogger(__name__)
 
-# Longest trial directory name. File systems allow 255 bytes per path
-# component, eCryptfs only 143; staying below leaves room for suffixes.
+# Maximum length of a trial directory name. File systems allow 255 bytes
+# per path component and eCryptfs only 143, so this leaves room for
+# suffixes.
 MAX_DIRNAME_LENGTH = 128
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_.,=+-]+")
 
@@ -263,13 +264,13 @@ class Trial:
         return self.last_result.get("training_iteration", 0)
 
     def is_finished(self) -> bool:
-        """Whether the trial ended (terminated or errored)."""
+        """Return whether the trial ended (terminated or errored)."""
         return self.status in (Trial.TERMINATED, Trial.ERROR)
 
     # --------------------------------------------------------------- errors
 
     def should_recover(self) -> bool:
-        """Whether another failure is allowed (``max_failures``)."""
+        """Return whether another failure is allowed (``max_failures``)."""
         return (self.max_failures < 0
                 or self.num_failures <= self.max_failures)
 

@@ -202,7 +202,7 @@ def call(worker: Any, method: str, *args: Any, blob: Optional[bytes] = None,
     worker.send(method, args, blob)
     if not worker.conn.poll(timeout):
         raise TuneError(
-            f"Worker {worker.pid} did not answer {method!r} within "
+            f"Worker {worker.pid} did not reply to {method!r} within "
             f"{timeout:g} s.")
     _, status, payload = worker.receive()
     if status == protocol.ERROR:

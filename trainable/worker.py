@@ -44,7 +44,7 @@ _PARENT_POLL_INTERVAL_S = 0.5
 
 def serve(conn: Connection, class_blob: bytes, env: Dict[str, str],
           parent_pid: int) -> None:
-    """Serve requests for one Trainable class until told to shut down."""
+    """Serve requests for one Trainable class until a shutdown request."""
     _prepare_process(env, parent_pid)
     state = _WorkerState(class_blob)
     while True:
