@@ -198,6 +198,9 @@ def measure(settings: Settings) -> List[Figure]:
             vs_ray="not measured",
             details=["pass --ray-python PATH to compare with Ray Tune"])]
     ratio = median(theirs) / median(ours)
+    version = subprocess.run(
+        [settings.ray_python, "-c", "import ray; print(ray.__version__)"],
+        capture_output=True, text=True, check=True).stdout.strip()
     return [Figure(
         name="vs_ray",
         title=_TITLE,
@@ -210,5 +213,6 @@ def measure(settings: Settings) -> List[Figure]:
         target=_TARGET,
         vs_ray=f"{ratio:.0f}x faster",
         details=[f"trainable: median of {len(ours)} runs; Ray Tune "
-                 f"({settings.ray_python}): median of {len(theirs)} runs"],
+                 f"{version} ({settings.ray_python}): median of "
+                 f"{len(theirs)} runs"],
     )]

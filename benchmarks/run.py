@@ -368,6 +368,8 @@ def main(argv: Optional[Sequence[str]] = None,
                         repeats=args.repeats, ray_python=args.ray_python,
                         workdir=workdir)
     names = args.only or list(BENCHMARKS)
+    # Taken before the run: the working tree may change while it lasts.
+    machine = machine_description()
     notes = ["PYTHONDONTWRITEBYTECODE was set; the run used a bytecode "
              "cache in a temporary PYTHONPYCACHEPREFIX"] if cache else []
     figures: List[Figure] = []
@@ -387,8 +389,7 @@ def main(argv: Optional[Sequence[str]] = None,
             shlex.quote(arg) for arg in (
                 sys.argv[1:] if argv is None else argv)])
         with open(args.record, "w") as record:
-            record.write(format_record(figures, command,
-                                       machine_description(), notes))
+            record.write(format_record(figures, command, machine, notes))
     failed = [f for f in figures if f.limit_title.startswith("error:")]
     return 1 if failed else 0
 
