@@ -30,7 +30,7 @@ STATE_VERSION = 1
 # Rewriting the state costs time proportional to the number of trials, so
 # status-change writes are spaced at least this many times the duration of
 # the last write apart (checkpoints are always written at once).
-_WRITE_SPACING_FACTOR = 10.0
+_WRITE_SPACING_FACTOR = 20.0
 # Maximum time a change waits to be written.
 _MAX_WRITE_DELAY_S = 5.0
 

@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -38,6 +39,16 @@ THREAD_COUNT_VARIABLES = (
 _SHUTDOWN_GRACE_S = 2.0
 
 _live_pools: "weakref.WeakSet[WorkerPool]" = weakref.WeakSet()
+
+
+def _default_start_method() -> Optional[str]:
+    # fork starts a worker about 2.4 times faster than forkserver and 10
+    # times faster than spawn here (benchmarks/RESULTS.rst). Python 3.14
+    # makes forkserver the Linux default, so ask for fork by name.
+    if sys.platform.startswith("linux") and (
+            "fork" in multiprocessing.get_all_start_methods()):
+        return "fork"
+    return None
 
 
 def available_cpus() -> int:
@@ -230,7 +241,8 @@ class WorkerPool:
                 str(i) for i in range(num_gpus)]
         self.free_gpu_ids: List[str] = list(gpu_ids)
         self.num_gpus = len(gpu_ids)
-        self.context = multiprocessing.get_context(start_method)
+        self.context = multiprocessing.get_context(
+            start_method or _default_start_method())
         if self.context.get_start_method() == "forkserver":
             # The fork server imports the worker module once; each worker
             # forked from it then starts without importing it again. This

@@ -23,6 +23,7 @@ already computing while the driver does its bookkeeping.
 import collections
 import logging
 import os
+import selectors
 import signal
 import time
 import uuid
@@ -138,6 +139,8 @@ class TrialRunner:
         self._dirnames: set = set()
         self._search_finished = False
         self._warned: set = set()
+        self._selector = selectors.DefaultSelector()
+        self._watched: Dict[int, Worker] = {}
         # Exploits decided during on_trial_result, applied once the trial's
         # worker has stopped.
         self._exploits: Dict[str, Tuple[Checkpoint, Dict[str, Any]]] = {}
@@ -530,29 +533,46 @@ class TrialRunner:
 
     def process_events(self, timeout: float) -> None:
         """Wait for replies or worker deaths and handle them."""
-        by_handle: Dict[Any, Worker] = {}
         for worker in self._workers.values():
-            by_handle[worker.sentinel] = worker
-            if worker.pending is not None:
-                by_handle[worker.conn] = worker
-        if not by_handle:
+            if id(worker) not in self._watched:
+                self._watch(worker)
+        if not self._watched:
             if not self.is_finished():
                 time.sleep(min(timeout, 0.05))
             return
-        ready = wait(list(by_handle), timeout)
         handled = set()
-        for handle in ready:
-            worker = by_handle[handle]
-            if id(worker) in handled or worker.trial is None:
+        for key, _ in self._selector.select(timeout):
+            worker, is_conn = key.data
+            if id(worker) in handled or id(worker) not in self._watched:
                 continue
             handled.add(id(worker))
-            if handle is worker.conn or worker.conn.poll():
+            if is_conn or worker.conn.poll():
                 self._receive(worker)
             else:
                 self._on_worker_died(worker, WorkerDiedError(
                     worker.death_message(
                         worker.pending.method if worker.pending else
                         "no request")))
+
+    def _watch(self, worker: Worker) -> None:
+        # One selector for the whole run: multiprocessing's wait() builds a
+        # new one on every call, which costs a measurable part of a step.
+        self._selector.register(worker.conn, selectors.EVENT_READ,
+                                (worker, True))
+        self._selector.register(worker.sentinel, selectors.EVENT_READ,
+                                (worker, False))
+        self._watched[id(worker)] = worker
+
+    def _unwatch(self, worker: Worker) -> None:
+        # Called before the pool closes the worker's pipe, so that a new
+        # pipe with the same file descriptor can be registered later.
+        if self._watched.pop(id(worker), None) is None:
+            return
+        for handle in (worker.conn, worker.sentinel):
+            try:
+                self._selector.unregister(handle)
+            except (KeyError, ValueError, OSError):
+                pass
 
     def _receive(self, worker: Worker) -> None:
         trial = worker.trial
@@ -609,6 +629,7 @@ class TrialRunner:
         logger.debug("reset_config() of trial %s did not return True; "
                      "starting a fresh worker.", trial)
         old = self._workers.pop(trial.trial_id)
+        self._unwatch(old)
         self.pool.stop_worker(old)
         worker = self.pool.start_worker(trial.resources,
                                         name=f"trainable:{trial}")
@@ -983,6 +1004,7 @@ class TrialRunner:
         worker = self._workers.pop(trial.trial_id, None)
         if worker is None:
             return
+        self._unwatch(worker)
         self._sent_at.pop(id(worker), None)
         if worker.pending is not None:
             reusable = False
@@ -1017,6 +1039,7 @@ class TrialRunner:
             writer.close()
         self._writers.clear()
         self.pool.shutdown(graceful=graceful)
+        self._selector.close()
         self.experiment.save(self.snapshot)
         if self.reporter is not None:
             self.reporter.report(self.trials, True)
