@@ -71,6 +71,10 @@ class ExperimentDir:
 
     def save(self, snapshot: Callable[[], Dict[str, Any]]) -> None:
         """Write the state file now."""
+        # NOTE: each write rewrites every trial's entry (finished ones are
+        # cached as text), so an experiment with many thousands of trials
+        # that all checkpoint spends time proportional to trials squared
+        # here; an append-only journal would remove that.
         start = time.monotonic()
         data = snapshot()
         trials = data.pop("trials")

@@ -211,7 +211,8 @@ def run(
     if budget is not None or _has_timeout(stopper):
         experiment.refresh_interval_s = 0.5
     pool = WorkerPool(class_blob, num_cpus=num_cpus, num_gpus=num_gpus,
-                      start_method=start_method, reuse=reuse_actors)
+                      start_method=start_method, reuse=reuse_actors,
+                      prestart=True)
     pool.check_fits(resources)
     settings = RunnerSettings(
         checkpoint_freq=checkpoint_freq,

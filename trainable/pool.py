@@ -227,11 +227,14 @@ class WorkerPool:
         start_method: ``fork``, ``forkserver`` or ``spawn`` (default: the
             platform's default).
         reuse: keep finished workers to serve the next trial.
+        prestart: without ``reuse``, keep one worker started ahead of the
+            next trial.
     """
 
     def __init__(self, class_blob: bytes, num_cpus: Optional[float] = None,
                  num_gpus: Optional[int] = None,
-                 start_method: Optional[str] = None, reuse: bool = False):
+                 start_method: Optional[str] = None, reuse: bool = False,
+                 prestart: bool = False):
         self.class_blob = class_blob
         self.num_cpus = float(num_cpus if num_cpus is not None
                               else available_cpus())
@@ -255,6 +258,10 @@ class WorkerPool:
         self.idle: List[Worker] = []
         # Workers asked to shut down, with the time they were asked.
         self.retiring: List[Tuple[Worker, float]] = []
+        # Without reuse every trial needs a new process; one is kept
+        # started ahead (at most one spare, holding no CPU slot).
+        self.prestart = prestart and not reuse
+        self.spares: List[Worker] = []
         _live_pools.add(self)
 
     # ------------------------------------------------------------- capacity
@@ -298,12 +305,33 @@ class WorkerPool:
 
     def start_worker(self, resources: Resources,
                      name: str = "trainable-worker") -> Worker:
-        """Start a new worker process with the given resources."""
+        """Start (or take a prestarted) worker process with the given
+        resources."""
         while (self.used_cpus + resources.cpu > self.num_cpus + 1e-9
                and self.idle):
             self.stop_worker(self.idle.pop(0))
-        gpu_ids = tuple(self.free_gpu_ids[:resources.gpu])
-        del self.free_gpu_ids[:resources.gpu]
+        worker = self._take_spare(resources)
+        if worker is None:
+            gpu_ids = tuple(self.free_gpu_ids[:resources.gpu])
+            del self.free_gpu_ids[:resources.gpu]
+            worker = self._spawn(resources, gpu_ids, name)
+        self.used_cpus += resources.cpu
+        self.workers.append(worker)
+        if self.prestart and resources.gpu == 0 and not self.spares:
+            # The next trial most likely needs the same kind of worker:
+            # start it now, so its start-up overlaps this trial's run.
+            self.spares.append(self._spawn(resources, (), "trainable-spare"))
+        return worker
+
+    def _take_spare(self, resources: Resources) -> Optional[Worker]:
+        for worker in self.spares:
+            if worker.resources == resources and worker.process.is_alive():
+                self.spares.remove(worker)
+                return worker
+        return None
+
+    def _spawn(self, resources: Resources, gpu_ids: Tuple[str, ...],
+               name: str) -> Worker:
         env = self._worker_env(resources, gpu_ids)
         parent_conn, child_conn = self.context.Pipe()
         process = self.context.Process(
@@ -315,13 +343,10 @@ class WorkerPool:
                           else {}):
             process.start()
         child_conn.close()
-        worker = Worker(process, parent_conn, resources, gpu_ids,
-                        pid=process.pid,
-                        start_method=self.context.get_start_method())
-        self.used_cpus += resources.cpu
-        self.workers.append(worker)
         logger.debug("Started worker pid %d with %s", process.pid, resources)
-        return worker
+        return Worker(process, parent_conn, resources, gpu_ids,
+                      pid=process.pid,
+                      start_method=self.context.get_start_method())
 
     def _worker_env(self, resources: Resources,
                     gpu_ids: Tuple[str, ...]) -> Dict[str, str]:
@@ -382,6 +407,10 @@ class WorkerPool:
 
     def shutdown(self, graceful: bool = True) -> None:
         """Stop every worker process of this pool and wait for them."""
+        for worker in self.spares:
+            self.workers.append(worker)
+            self.used_cpus += worker.resources.cpu
+        self.spares = []
         for worker in list(self.workers):
             self.stop_worker(worker, graceful)
         for worker, _ in self.retiring:

@@ -36,7 +36,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from typing import Any, Dict, List, Optional, TextIO
 
@@ -305,13 +304,12 @@ def _atomic_write_text(path: str, text: str) -> None:
 
 
 def _atomic_write_bytes(path: str, data: bytes) -> None:
-    directory = os.path.dirname(path) or "."
-    fd, tmp_path = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-        dir=directory,
-    )
+    # One process writes each trial's files, so a fixed temporary name is
+    # enough; tempfile.mkstemp costs more than the write for small files.
+    directory, name = os.path.split(path)
+    tmp_path = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, "wb") as tmp_file:
+        with open(tmp_path, "wb") as tmp_file:
             tmp_file.write(data)
         os.replace(tmp_path, path)
     except BaseException:

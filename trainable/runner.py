@@ -91,6 +91,8 @@ class RunnerSettings:
     # The Trainable's default_resource_request, used per trial when
     # resources_per_trial is not given.
     resource_request: Optional[Callable[[Dict[str, Any]], Any]] = None
+    # NOTE: the limit applies to each paused trial; many paused trials can
+    # together hold more than this in driver memory.
     max_memory_checkpoint_bytes: int = 512 * 1024 * 1024
 
 
