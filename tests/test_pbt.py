@@ -635,22 +635,28 @@ class Approach(tune.Trainable):
         self.w = checkpoint["w"]
 
 
-def test_exploit_waits_for_donor_save(tmp_path, caplog):
-    pbt = PopulationBasedTraining(
-        time_attr="training_iteration", metric="loss", mode="min",
-        perturbation_interval=4,
-        hyperparam_mutations={"lr": tune.uniform(0.001, 0.5)})
-    with caplog.at_level(logging.DEBUG, logger="trainable.schedulers.pbt"):
-        analysis = tune.run(
-            Approach, scheduler=pbt, num_samples=4, num_cpus=2,
-            config={"lr": tune.uniform(0.001, 0.1)},
-            stop={"training_iteration": 30}, local_dir=str(tmp_path),
-            name="wait", verbose=0)
-    skipped = [r for r in caplog.records if "not cloned" in r.message]
-    with open(tmp_path / "wait" / "pbt_global.txt") as f:
-        exploits = len(f.read().splitlines())
-    # Before the runner waited for donors' saves, most exploits were
-    # skipped because the donor's checkpoint had not arrived yet.
-    assert len(skipped) <= 2
-    assert exploits >= 1
-    assert all(t.status == "TERMINATED" for t in analysis.trials)
+class SavesAndWaits(FIFOScheduler):
+    """Requests an in-memory checkpoint and waits for it at once."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_trial_result(self, runner, trial, result):
+        if result["training_iteration"] == 2:
+            runner.save_trial_to_memory(trial)
+            runner.wait_for_memory_checkpoint(trial)
+            self.seen.append(trial.memory_checkpoint.iteration)
+        return TrialScheduler.CONTINUE
+
+
+def test_wait_for_memory_checkpoint_returns_saved_state(tmp_path):
+    # PBT waits like this for a donor whose save has not returned yet,
+    # instead of skipping the exploit.
+    scheduler = SavesAndWaits()
+    analysis = tune.run(Approach, scheduler=scheduler, num_samples=2,
+                        config={"lr": 0.1}, stop={"training_iteration": 4},
+                        local_dir=str(tmp_path), verbose=0)
+    assert scheduler.seen == [2, 2]
+    for trial in analysis.trials:
+        assert trial.status == "TERMINATED"
+        assert trial.last_result["training_iteration"] == 4

@@ -310,7 +310,7 @@ def test_time_budget_survives_driver_downtime(tmp_path):
     assert second.returncode == 0, second.stderr
     wall = float(second.stdout.split("WALL")[1])
     # About one second of budget is left; none of the downtime counts.
-    assert 0.3 < wall < 2.0
+    assert 0.5 < wall < 1.9
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
