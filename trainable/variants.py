@@ -38,7 +38,7 @@ import logging
 import math
 import types
 from collections.abc import Mapping
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 from trainable.errors import InvalidSearchSpace
 from trainable.space import (
@@ -211,23 +211,29 @@ def _rebuild_tuple(original: tuple, items: List[Any]) -> tuple:
     return make(items) if make is not None else tuple(items)
 
 
-def _copy_structure(value: Any) -> Any:
-    """Copy the dicts, lists and tuples of ``value``; share other objects."""
-    if isinstance(value, (SpecView, ListView)):
-        return _unwrap(value)
+def _map_children(value: Any, function: Callable[[Any], Any]) -> Any:
+    """Copy a dict, list or tuple with ``function`` applied to each child;
+    return any other value unchanged."""
     if isinstance(value, dict):
         copied = value.copy()
         for key, child in value.items():
-            copied[key] = _copy_structure(child)
+            copied[key] = function(child)
         return copied
     if isinstance(value, list):
         copied = value.copy()
         for index, child in enumerate(value):
-            copied[index] = _copy_structure(child)
+            copied[index] = function(child)
         return copied
     if isinstance(value, tuple):
-        return _rebuild_tuple(value, [_copy_structure(v) for v in value])
+        return _rebuild_tuple(value, [function(v) for v in value])
     return value
+
+
+def _copy_structure(value: Any) -> Any:
+    """Copy the dicts, lists and tuples of ``value``; share other objects."""
+    if isinstance(value, (SpecView, ListView)):
+        return _unwrap(value)
+    return _map_children(value, _copy_structure)
 
 
 def normalize_spec(spec: Any) -> Any:
@@ -259,19 +265,7 @@ def _normalize(value: Any) -> Any:
                 for v in values
             ]
         return {"grid_search": values}
-    if isinstance(value, dict):
-        copied = value.copy()
-        for key, child in value.items():
-            copied[key] = _normalize(child)
-        return copied
-    if isinstance(value, list):
-        copied = value.copy()
-        for index, child in enumerate(value):
-            copied[index] = _normalize(child)
-        return copied
-    if isinstance(value, tuple):
-        return _rebuild_tuple(value, [_normalize(v) for v in value])
-    return value
+    return _map_children(value, _normalize)
 
 
 # --------------------------------------------------------------------------
