@@ -13,7 +13,7 @@ import math
 from typing import Any, Dict, List, Optional, Tuple
 
 from trainable.errors import InvalidConfig
-from trainable.schedulers.async_hyperband import (
+from trainable.schedulers.metrics import (
     MissingKeyWarner,
     as_score,
     as_time,

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from trainable.errors import InvalidConfig
 from trainable.results import encode_json
-from trainable.schedulers.async_hyperband import (
+from trainable.schedulers.metrics import (
     MissingKeyWarner,
     as_score,
     as_time,
