@@ -660,3 +660,59 @@ def test_wait_for_memory_checkpoint_returns_saved_state(tmp_path):
     for trial in analysis.trials:
         assert trial.status == "TERMINATED"
         assert trial.last_result["training_iteration"] == 4
+
+
+class Accumulate(tune.Trainable):
+    """Adds its learning rate each step and records what it restores."""
+
+    def setup(self, config):
+        self.w = 0.0
+        self.restored = None
+
+    def step(self):
+        self.w += self.config["lr"]
+        return {"score": self.w, "restored": self.restored}
+
+    def save_checkpoint(self, tmp_dir):
+        return {"w": self.w}
+
+    def load_checkpoint(self, checkpoint):
+        self.w = checkpoint["w"]
+        self.restored = checkpoint["w"]
+
+
+class ExploitOnce(FIFOScheduler):
+    """Clones a prepared checkpoint into the trial at iteration 2."""
+
+    def __init__(self, blob):
+        self.blob = blob
+        self.done = False
+
+    def on_trial_result(self, runner, trial, result):
+        if not self.done and result["training_iteration"] == 2:
+            self.done = True
+            runner.exploit_trial(trial, self.blob,
+                                 dict(trial.config, lr=5.0))
+            return TrialScheduler.NOOP
+        return TrialScheduler.CONTINUE
+
+
+@pytest.mark.parametrize("checkpoint_freq", [0, 1])
+def test_exploit_restores_donor_state(tmp_path, checkpoint_freq):
+    donor = Accumulate(config={"lr": 5.0})
+    for _ in range(3):
+        donor.train()
+    blob = donor.save_to_object()
+    # With checkpoint_freq=1 the trial saves its own state at iteration 2
+    # after the exploit is decided; it must still restart from the donor.
+    analysis = tune.run(Accumulate, config={"lr": 0.1},
+                        scheduler=ExploitOnce(blob),
+                        stop={"training_iteration": 5},
+                        checkpoint_freq=checkpoint_freq,
+                        local_dir=str(tmp_path), verbose=0)
+    trial = analysis.trials[0]
+    rows = [json.loads(line) for line in
+            open(os.path.join(trial.logdir, "result.json"))]
+    assert [r["training_iteration"] for r in rows] == [1, 2, 4, 5]
+    assert [r["restored"] for r in rows] == [None, None, 15.0, 15.0]
+    assert rows[-1]["score"] == pytest.approx(25.0)

@@ -403,3 +403,49 @@ def test_interrupt_on_final_step_does_not_overstep(tmp_path):
 def trial_lines_of(trial):
     with open(os.path.join(trial.logdir, "result.json")) as f:
         return [json.loads(line) for line in f]
+
+
+def test_resume_after_budget_spent_starts_nothing(tmp_path):
+    def endless(config):
+        for i in range(10):
+            time.sleep(0.1)
+            tune.report(i=i)
+
+    kwargs = dict(name="spent", local_dir=str(tmp_path), verbose=0,
+                  num_samples=-1, time_budget_s=1.0)
+    first = tune.run(endless, **kwargs)
+    began = time.monotonic()
+    second = tune.run(endless, resume=True, **kwargs)
+    assert time.monotonic() - began < 1.0
+    assert len(second.trials) == len(first.trials)
+
+
+def test_resumed_trial_that_met_stop_is_completed(tmp_path):
+    class Ten(tune.Trainable):
+        def setup(self, config):
+            self.n = 0
+
+        def step(self):
+            self.n += 1
+            return {"n": self.n}
+
+        def save_checkpoint(self, d):
+            return {"n": self.n}
+
+        def load_checkpoint(self, checkpoint):
+            self.n = checkpoint["n"]
+
+    kwargs = dict(name="met", local_dir=str(tmp_path), verbose=0,
+                  stop={"training_iteration": 3}, checkpoint_freq=1)
+    first = tune.run(Ten, **kwargs)
+    # Make the state say the trial was still running when the driver
+    # died, after its final checkpoint was recorded.
+    path = tmp_path / "met" / "experiment_state.json"
+    state = json.loads(path.read_text())
+    state["trials"][0]["status"] = "RUNNING"
+    path.write_text(json.dumps(state))
+    second = tune.run(Ten, resume=True, **kwargs)
+    trial = second.trials[0]
+    assert trial.status == "TERMINATED"
+    assert [r["n"] for r in trial_lines_of(trial)] == [1, 2, 3]
+    assert first.trials[0].last_result["n"] == 3

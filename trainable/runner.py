@@ -299,8 +299,12 @@ class TrialRunner:
     def _apply_exploit(self, trial: Trial, checkpoint: Checkpoint,
                        new_config: Dict[str, Any]) -> None:
         trial.config = new_config
-        checkpoint.result = dict(trial.last_result)
-        trial.memory_checkpoint = checkpoint
+        # A new record, so that it is newer than any checkpoint the trial
+        # saved after the exploit was decided (checkpoint_freq, a function's
+        # own checkpoint) and the trial restarts from the donor's state.
+        trial.memory_checkpoint = Checkpoint(
+            Checkpoint.MEMORY, checkpoint.value, dict(trial.last_result),
+            checkpoint.iteration)
         self.experiment.mark_dirty()
 
     def _on_exploit_stopped(self, trial: Trial, _: Any) -> None:
@@ -344,6 +348,9 @@ class TrialRunner:
         if self.callbacks:
             self.callbacks.call("on_step_begin", iteration=self._iteration,
                                 trials=self.trials)
+        # Checked first as well: a resumed experiment whose budget is spent
+        # must not start anything.
+        self.check_experiment_stop()
         if self._stop_reason is None:
             self.start_trials()
         self.process_events(_EVENT_TIMEOUT_S)
@@ -452,7 +459,13 @@ class TrialRunner:
     def _launch(self, trial: Trial) -> None:
         self._prepare_trial_dir(trial)
         self._startable.pop(trial.trial_id, None)
+        restarting = trial.needs_rewind
         self._rewind_history(trial)
+        if restarting and self._already_done(trial):
+            # Its checkpoint holds a result that met the stop criteria (the
+            # driver died before recording the end): complete it as is.
+            self._complete(trial)
+            return
         queue = self._actions.setdefault(trial.trial_id,
                                          collections.deque())
         queue.clear()
@@ -490,6 +503,16 @@ class TrialRunner:
             self.pool.stop_worker(worker, graceful=False)
             return None
         return worker
+
+    def _already_done(self, trial: Trial) -> bool:
+        result = trial.last_result
+        if not result or TRAINING_ITERATION not in result:
+            return False
+        try:
+            return bool(result.get(DONE)) or bool(
+                self.stopper(trial.trial_id, result))
+        except Exception:
+            return False
 
     def _setup_action(self, trial: Trial) -> _Action:
         return _Action("setup", (trial.config, self._trial_info(trial),
