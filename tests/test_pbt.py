@@ -614,8 +614,9 @@ class FakeRunner:
     def checkpoint_blob(checkpoint):
         return None if checkpoint is None else checkpoint.value
 
-    def exploit_trial(self, trial, blob, new_config):
+    def exploit_trial(self, trial, blob, new_config, donor_result=None):
         self.exploits.append((trial, blob, new_config))
+        return True
 
 
 class Approach(tune.Trainable):
@@ -716,3 +717,37 @@ def test_exploit_restores_donor_state(tmp_path, checkpoint_freq):
     assert [r["training_iteration"] for r in rows] == [1, 2, 4, 5]
     assert [r["restored"] for r in rows] == [None, None, 15.0, 15.0]
     assert rows[-1]["score"] == pytest.approx(25.0)
+
+
+class ExploitFromFinished(FIFOScheduler):
+    """Tries to clone a checkpoint taken at the stop iteration."""
+
+    def __init__(self, blob):
+        self.blob = blob
+        self.accepted = []
+
+    def on_trial_result(self, runner, trial, result):
+        if result["training_iteration"] == 2:
+            self.accepted.append(runner.exploit_trial(
+                trial, self.blob, dict(trial.config),
+                donor_result={"training_iteration": 5}))
+            return TrialScheduler.NOOP if self.accepted[-1] else (
+                TrialScheduler.CONTINUE)
+        return TrialScheduler.CONTINUE
+
+
+def test_exploit_from_checkpoint_past_stop_refused(tmp_path):
+    donor = Accumulate(config={"lr": 5.0})
+    for _ in range(5):
+        donor.train()
+    scheduler = ExploitFromFinished(donor.save_to_object())
+    analysis = tune.run(Accumulate, config={"lr": 0.1},
+                        scheduler=scheduler,
+                        stop={"training_iteration": 5},
+                        local_dir=str(tmp_path), verbose=0)
+    trial = analysis.trials[0]
+    assert scheduler.accepted == [False]
+    rows = [json.loads(line) for line in
+            open(os.path.join(trial.logdir, "result.json"))]
+    assert [r["training_iteration"] for r in rows] == [1, 2, 3, 4, 5]
+    assert trial.last_result["score"] == pytest.approx(0.5)

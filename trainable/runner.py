@@ -274,7 +274,8 @@ class TrialRunner:
             return None
 
     def exploit_trial(self, trial: Trial, blob: bytes,
-                      new_config: Dict[str, Any]) -> None:
+                      new_config: Dict[str, Any],
+                      donor_result: Optional[Dict[str, Any]] = None) -> bool:
         """Continue ``trial`` from another trial's checkpoint blob with a
         new config, as population-based training does.
 
@@ -284,17 +285,26 @@ class TrialRunner:
         when the scheduler chooses it. Its iteration counter continues from
         the blob's iteration; its result files keep every row in arrival
         order.
+
+        Returns False, and changes nothing, if ``donor_result`` (the
+        result the blob was saved at) already meets the stop criteria: the
+        trial would only run past them.
         """
         from trainable.checkpoint import blob_metadata
 
+        if donor_result and self._meets_stop(trial, donor_result):
+            logger.debug("Not cloning into trial %s: the donor's checkpoint "
+                         "already meets the stop criteria.", trial)
+            return False
         iteration = blob_metadata(blob)["iteration"]
         checkpoint = Checkpoint(Checkpoint.MEMORY, blob, {}, iteration)
         if trial.trial_id in self._workers:
             self._exploits[trial.trial_id] = (checkpoint, new_config)
-            return
+            return True
         self._apply_exploit(trial, checkpoint, new_config)
         self._set_status(trial, Trial.PAUSED)
         self._startable[trial.trial_id] = trial
+        return True
 
     def _apply_exploit(self, trial: Trial, checkpoint: Checkpoint,
                        new_config: Dict[str, Any]) -> None:
@@ -508,6 +518,9 @@ class TrialRunner:
         result = trial.last_result
         if not result or TRAINING_ITERATION not in result:
             return False
+        return self._meets_stop(trial, result)
+
+    def _meets_stop(self, trial: Trial, result: Dict[str, Any]) -> bool:
         try:
             return bool(result.get(DONE)) or bool(
                 self.stopper(trial.trial_id, result))

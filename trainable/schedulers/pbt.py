@@ -378,6 +378,9 @@ class PopulationBasedTraining(FIFOScheduler):
         new_config = explore(donor.config, self._hyperparam_mutations,
                              self._resample_probability,
                              self._custom_explore_fn)
+        if not runner.exploit_trial(trial, blob, new_config,
+                                    donor_result=checkpoint.result):
+            return False
         logger.info(
             "PBT exploit: trial %s (score %s, iteration %s) continues from "
             "trial %s (score %s), checkpoint at iteration %s.", trial,
@@ -389,8 +392,6 @@ class PopulationBasedTraining(FIFOScheduler):
         if self._log_config:
             self._write_policy(trial, donor, state, donor_state,
                                checkpoint.iteration, new_config)
-
-        runner.exploit_trial(trial, blob, new_config)
         trial.experiment_tag = _perturbed_tag(
             state.orig_tag, new_config, self._hyperparam_mutations)
         # The trial continues from the checkpoint's time_attr.
