@@ -689,7 +689,7 @@ class TrialRunner:
             trial.last_result = final
             if result.get(SHOULD_CHECKPOINT) or (
                     self.settings.checkpoint_at_end):
-                self._queue_save(trial, final=True)
+                self._queue_save(trial)
             self._queue_stop(trial)
             return
         trial.last_result = result
@@ -754,7 +754,7 @@ class TrialRunner:
                 on_reply=self._on_exploit_stopped))
         elif decision == TrialScheduler.STOP:
             if wants_checkpoint or self.settings.checkpoint_at_end:
-                self._queue_save(trial, final=True)
+                self._queue_save(trial)
             self._queue_stop(trial)
         elif self._pausing:
             self._queue_pause_for_stop(trial)
@@ -771,7 +771,7 @@ class TrialRunner:
             self._actions[trial.trial_id].append(
                 _Action("train", on_reply=self._on_result))
 
-    def _queue_save(self, trial: Trial, final: bool = False) -> None:
+    def _queue_save(self, trial: Trial) -> None:
         self._actions[trial.trial_id].append(_Action(
             "save", (trial.logdir,), on_reply=self._on_saved,
             on_error=self._on_save_error))
