@@ -65,6 +65,21 @@ def trial_lines(local_dir):
     return found
 
 
+def check_paused_then_resumed(script, local, output):
+    """Check that a stopped run paused its trials and that a resume
+    finishes them with complete histories."""
+    statuses = [line.split()[2] for line in output.splitlines()
+                if line.startswith("FINAL")]
+    assert statuses
+    assert set(statuses) <= {"PAUSED", "TERMINATED"}
+    second = subprocess.run(
+        [sys.executable, str(script), str(local), "resume"],
+        capture_output=True, text=True, timeout=120, env=script_env())
+    assert second.returncode == 0, second.stderr
+    for name, lines in trial_lines(str(local)).items():
+        assert [r["n"] for r in lines] == list(range(1, 11)), name
+
+
 def wait_for_checkpoint(local_dir, timeout=30):
     deadline = time.monotonic() + timeout
     state = os.path.join(local_dir, "exp", "experiment_state.json")
@@ -155,16 +170,8 @@ def test_sigint_pauses_and_resume_finishes(tmp_path):
     first.send_signal(signal.SIGINT)
     out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
-    statuses = [line.split()[2] for line in out.splitlines()
-                if line.startswith("FINAL")]
-    assert statuses and set(statuses) <= {"PAUSED", "TERMINATED"}
     assert "resume=True" in err
-    second = subprocess.run(
-        [sys.executable, str(script), str(local), "resume"],
-        capture_output=True, text=True, timeout=120, env=script_env())
-    assert second.returncode == 0, second.stderr
-    for name, lines in trial_lines(str(local)).items():
-        assert [r["n"] for r in lines] == list(range(1, 11)), name
+    check_paused_then_resumed(script, local, out)
 
 
 def flaky(config):
@@ -361,15 +368,7 @@ def test_sigterm_to_process_group_pauses(tmp_path):
     os.killpg(process.pid, signal.SIGTERM)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
-    statuses = [line.split()[2] for line in out.splitlines()
-                if line.startswith("FINAL")]
-    assert statuses and set(statuses) <= {"PAUSED", "TERMINATED"}
-    second = subprocess.run(
-        [sys.executable, str(script), str(local), "resume"],
-        capture_output=True, text=True, timeout=120, env=script_env())
-    assert second.returncode == 0, second.stderr
-    for name, lines in trial_lines(str(local)).items():
-        assert [r["n"] for r in lines] == list(range(1, 11)), name
+    check_paused_then_resumed(script, local, out)
 
 
 def test_interrupt_on_final_step_does_not_overstep(tmp_path):
