@@ -467,3 +467,10 @@ def test_main_restores_process_state(tmp_path):
     assert probe_argv == [str(script), "--flag", "x"]
     assert probe_path == str(tmp_path)
     assert probe_name == "__main__"
+
+
+def test_command_without_script_names_it(capsys):
+    with pytest.raises(SystemExit) as info:
+        ray_compat.main([])
+    assert info.value.code == 2
+    assert "missing the script to run" in capsys.readouterr().err

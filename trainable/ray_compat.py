@@ -566,9 +566,12 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--force", action="store_true",
         help="install the shim even if a real Ray package is importable")
-    parser.add_argument("script", help="path of the Python script to run")
+    # Both optional for argparse, so that a missing script gets one clear
+    # message instead of argparse's "script, args are required".
+    parser.add_argument("script", nargs="?",
+                        help="path of the Python script to run")
     parser.add_argument("args", nargs=argparse.REMAINDER,
-                        help="arguments passed on to the script")
+                        help="arguments passed on to the script (optional)")
     return parser
 
 
@@ -585,6 +588,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """
     parser = _build_parser()
     options = parser.parse_args(argv)
+    if options.script is None:
+        parser.error("missing the script to run; pass its path, then any "
+                     "arguments for it")
     script = os.path.abspath(options.script)
     if not os.path.isfile(script):
         sys.stderr.write(
