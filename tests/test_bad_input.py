@@ -1,5 +1,5 @@
 """Bad input to run() and to trainables: clear errors, no hang, no orphan
-process. Every case names the value and says what to do."""
+process. Every error names the value and the fix."""
 
 import math
 import re

@@ -159,7 +159,8 @@ def test_two_trials_run_in_parallel(tmp_path):
                         verbose=0, num_cpus=2)
     a, b = (t.last_result for t in analysis.trials)
     assert a["pid"] != b["pid"]
-    assert a["start"] < b["end"] and b["start"] < a["end"]
+    assert a["start"] < b["end"]
+    assert b["start"] < a["end"]
 
 
 def test_cpu_slots_limit_concurrency(tmp_path):

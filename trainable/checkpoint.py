@@ -187,7 +187,7 @@ def commit(staging_dir: str, final_dir: str) -> None:
 
 
 def find_checkpoint_dir(path: str) -> str:
-    """Return the checkpoint directory that holds ``path``.
+    """Return the checkpoint directory that contains ``path``.
 
     ``path`` may be the directory itself or a file or folder inside it, as
     returned by ``Trainable.save()``.
@@ -306,6 +306,7 @@ def pack_dir(checkpoint_dir: str) -> bytes:
             full = os.path.join(root, name)
             files.append((os.path.relpath(full, checkpoint_dir),
                           os.path.getsize(full)))
+
     header = pickle.dumps(
         {"version": FORMAT_VERSION, "metadata": metadata, "files": files,
          "dirs": dirs},

@@ -3,7 +3,7 @@
 ``<local_dir>/<name>/experiment_state.json`` records every trial (config,
 status, last result, disk checkpoints, failures) and the runner's own state
 (search algorithm, stopper, time used). It is rewritten atomically
-(temporary file, then ``os.replace``) so a reader or a resume never sees a
+(temporary file, then ``os.replace``) so a reader or a resume never reads a
 half-written file. The runner writes it after every checkpoint, before any
 older checkpoint is deleted, and soon after every status change.
 
@@ -72,9 +72,9 @@ class ExperimentDir:
     def save(self, snapshot: Callable[[], Dict[str, Any]]) -> None:
         """Write the state file now."""
         # NOTE: each write rewrites every trial's entry (finished ones are
-        # cached as text), so an experiment with many thousands of trials
-        # that all checkpoint spends time proportional to trials squared
-        # here; an append-only journal would remove that.
+        # cached as text). An experiment with many thousands of trials that
+        # all checkpoint therefore spends time proportional to the square of
+        # the trial count here.
         start = time.monotonic()
         data = snapshot()
         trials = data.pop("trials")

@@ -8,12 +8,12 @@ until the next ``step()``, so between two steps the function is parked
 inside ``report()``: that is the point where the worker saves, pauses,
 resets or stops it.
 
-Checkpoints are the function's own: ``with checkpoint_dir(step=i) as d``
-gives a staging directory; the checkpoint counts from the next ``report()``
-on, which carries ``should_checkpoint`` so that the runner saves it as
-``checkpoint_<iteration>`` of that report. Saving copies the newest staged
-directory; restoring starts the function again with ``checkpoint_dir`` set
-to the restored copy.
+Checkpoints are the function's own. ``with checkpoint_dir(step=i) as d``
+gives a staging directory, and the checkpoint counts from the next
+``report()`` on. That report carries ``should_checkpoint``, so the runner
+saves the checkpoint under the report's iteration. Saving copies the newest
+staged directory. Restoring starts the function again with
+``checkpoint_dir`` set to the restored copy.
 """
 
 import contextlib
@@ -265,7 +265,7 @@ class FunctionTrainable(Trainable):
             shutil.rmtree(old, ignore_errors=True)
 
     def _counters(self) -> Dict[str, Any]:
-        # A checkpoint holds the state of the iteration at which the
+        # A checkpoint contains the state of the iteration at which the
         # function wrote it, not of the current one.
         if self._staged_counters is not None:
             return dict(self._staged_counters)

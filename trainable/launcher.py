@@ -530,7 +530,7 @@ def _build_search_alg(search_alg: Any, metric: Optional[str],
     from trainable.variants import has_unresolved_values
 
     # False means the algorithm has its own search space and ignores
-    # config's; that is only a problem if config holds a search space too.
+    # config's, which matters only if config contains a search space too.
     if not search_alg.set_search_properties(metric, mode, config) and (
             has_unresolved_values(config)):
         raise InvalidConfig(

@@ -1,6 +1,6 @@
 """Worker processes: CPU and GPU slots, start, reuse and shutdown.
 
-The driver holds one :class:`Worker` per live worker process: the parent
+The driver keeps one :class:`Worker` per live worker process: the parent
 end of its pipe, the process handle and the one request in flight. The
 :class:`WorkerPool` gives out slots (``num_cpus`` divided by the CPUs a
 trial requests, and GPU ids), keeps finished workers for reuse when

@@ -13,7 +13,7 @@ well, so a large checkpoint is never pickled a second time.
 
 The driver keeps at most one request outstanding per worker and checks
 that each reply carries the id of that request, so a reply can never be
-taken for the answer to another request.
+taken for the reply to another request.
 
 Requests that carry user objects (the config, ``setup`` keyword
 arguments) are pickled with cloudpickle, which handles lambdas and classes

@@ -472,10 +472,11 @@ class TrialRunner:
         restarting = trial.needs_rewind
         self._rewind_history(trial)
         if restarting and self._already_done(trial):
-            # Its checkpoint holds a result that met the stop criteria (the
+            # Its checkpoint contains a result that met the stop criteria (the
             # driver died before recording the end): complete it as is.
             self._complete(trial)
             return
+
         queue = self._actions.setdefault(trial.trial_id,
                                          collections.deque())
         queue.clear()
@@ -492,6 +493,7 @@ class TrialRunner:
         self._workers[trial.trial_id] = worker
         self._queue_restore(trial)
         queue.append(_Action("train", on_reply=self._on_result))
+
         self._set_status(trial, Trial.RUNNING)
         self.experiment.mark_dirty()
         if self.callbacks:

@@ -127,7 +127,7 @@ class FunctionStopper(Stopper):
 class CombinedStopper(Stopper):
     """Stops when any of several stoppers returns True (logical OR).
 
-    Unlike Ray Tune, every stopper sees every result, even after an
+    Unlike Ray Tune, every stopper receives every result, even after an
     earlier one has returned True, so that stateful stoppers (plateau,
     iteration counts) do not miss results.
 

@@ -99,7 +99,8 @@ def validate_save_restore(
         True when every check passed.
 
     Raises:
-        TuneError: a check failed; the message says which and why.
+        SaveRestoreError: a check failed. The message names the check and
+            the likely cause.
     """
     from trainable.function import wrap_function
     from trainable.pool import Resources, WorkerPool

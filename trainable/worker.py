@@ -13,8 +13,8 @@ one reply per request (see ``trainable.protocol``).
 
 When the driver dies, the pipe reports EOF (or the parent watch notices
 that the parent process is gone) and the worker exits, so no worker
-outlives its driver. When the worker dies, the driver sees the process
-sentinel become ready and the pipe report EOF.
+outlives its driver. When the worker dies, its process
+sentinel becomes ready and the driver's end of the pipe reports EOF.
 
 The worker ignores SIGINT and SIGTERM: Ctrl-C in a terminal and timeout(1)
 signal the whole process group, and it is the driver that decides how the
@@ -80,7 +80,7 @@ def _prepare_process(env: Dict[str, str], parent_pid: int) -> None:
     os.environ.update(env)
     # Ctrl-C, timeout(1) and batch schedulers signal the whole process
     # group. The driver decides how the experiment stops (it checkpoints
-    # and pauses trials), so workers ignore both signals; the driver ends
+    # and pauses trials), so workers ignore both signals. The driver ends
     # them with a shutdown request or SIGKILL.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -105,7 +105,7 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent(parent_pid: int) -> None:
-    # Linux can deliver SIGKILL when the parent dies; the watch thread
+    # Linux can deliver SIGKILL when the parent dies. The watch thread
     # covers other systems and the forkserver start method, where the
     # parent is the fork server rather than the driver.
     if _LIBC is not None:

@@ -77,7 +77,7 @@ class PopulationBasedTraining(FIFOScheduler):
 
     A top trial without a kept checkpoint (its last perturbation did not
     rank it on top, or its save is still in flight) is cloned from its
-    newest checkpoint if that holds the state of its last result, for
+    newest checkpoint if that contains the state of its last result, for
     example because it is paused. Otherwise, as for a function trainable
     that never wrote a checkpoint with ``checkpoint_dir``, it is not
     cloned: the bottom trial keeps its own state and config, and a warning
@@ -406,7 +406,7 @@ class PopulationBasedTraining(FIFOScheduler):
 
     def _keep_current_checkpoint(self, runner: Any,
                                  state: _TrialState) -> None:
-        """Keep the trial's newest checkpoint if it holds the state of its
+        """Keep the trial's newest checkpoint if it contains the state of its
         last result, the one its score was ranked by."""
         checkpoint = state.trial.checkpoint
         if checkpoint is None or checkpoint.iteration != state.trial.iteration:

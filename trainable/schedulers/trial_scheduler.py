@@ -1,10 +1,11 @@
 """The scheduler interface and the default first-in, first-out scheduler.
 
-A scheduler sees every result and answers :attr:`TrialScheduler.CONTINUE`,
-:attr:`~TrialScheduler.PAUSE` or :attr:`~TrialScheduler.STOP`; it also
-chooses which pending or paused trial starts next. The runner passes itself
-as ``runner``; schedulers call ``runner.get_trials()`` and the other public
-methods of :class:`trainable.runner.TrialRunner`.
+A scheduler receives every result and returns
+:attr:`TrialScheduler.CONTINUE`, :attr:`~TrialScheduler.PAUSE` or
+:attr:`~TrialScheduler.STOP`. It also chooses which pending or paused
+trial starts next. The runner passes itself as ``runner``, and schedulers
+call ``runner.get_trials()`` and the other public methods of
+:class:`trainable.runner.TrialRunner`.
 """
 
 from typing import Any, Dict, Optional
